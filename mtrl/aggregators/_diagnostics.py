@@ -1,0 +1,111 @@
+"""Per-update diagnostics shared by every aggregator (IMGrad paper, Definitions 1-3 and Fig. 4).
+
+Everything is computed in K-space from the Gram matrix ``A = G Gᵀ`` (float64), plus one ``G d`` product for
+methods whose direction is not a weighting of the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtrl.aggregators._solvers import min_norm_weights
+
+_TINY = 1e-300
+
+
+class Context:
+    """Lazily computed quantities of one gradient matrix, shared between a method and its diagnostics."""
+
+    def __init__(self, G: torch.Tensor) -> None:
+        self.G = G
+        self.K = int(G.shape[0])
+        self._gram: np.ndarray | None = None
+        self._mgda: np.ndarray | None = None
+        self._weights: np.ndarray | None = None
+
+    @property
+    def gram(self) -> np.ndarray:
+        """``G Gᵀ`` as a float64 numpy array (symmetrised)."""
+        if self._gram is None:
+            g = self.G.detach()
+            if g.dtype != torch.float64:
+                g = g.double()
+            A = (g @ g.T).cpu().numpy()
+            self._gram = 0.5 * (A + A.T)
+        return self._gram
+
+    @property
+    def norms(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.gram), 0.0, None))
+
+    @property
+    def mgda_weights(self) -> np.ndarray:
+        """Weights of the MGDA min-norm point of the convex hull of the rows (cached)."""
+        if self._mgda is None:
+            self._mgda = min_norm_weights(self.gram)
+        return self._mgda
+
+    @property
+    def cos_theta(self) -> float:
+        """cos of the angle between ``g0`` (mean gradient) and ``g_m`` (MGDA min-norm point); 0 if either is 0."""
+        A = self.gram
+        u = np.full(self.K, 1.0 / self.K)
+        wm = self.mgda_weights
+        num = float(u @ A @ wm)
+        den = math.sqrt(max(float(u @ A @ u), 0.0) * max(float(wm @ A @ wm), 0.0))
+        return num / den if den > _TINY else 0.0
+
+    def set_weights(self, w: np.ndarray) -> None:
+        self._weights = w
+
+
+def diagnostics(ctx: Context, direction: torch.Tensor, weights: torch.Tensor | None) -> dict[str, Any]:
+    """Diagnostics of one aggregation step.
+
+    Returns ``grad_norms`` (per task), ``imbalance_ratio`` ``r = max‖g_i‖ / min‖g_i‖`` (Def. 2; ``inf`` if some
+    but not all rows are zero, 1 if all are), ``conflict_frac`` (fraction of task pairs with
+    ``cos(g_i, g_j) < 0``, Def. 1), ``cos_to_direction`` (``cos(g_i, d)``), ``pareto_failure`` (1 if any
+    ``cos(g_i, d) < 0``, Def. 3), ``cos_theta`` (angle between ``g0`` and the MGDA point, IMGrad Eq. 9) and the
+    weights.
+    """
+    A = ctx.gram
+    K = ctx.K
+    norms = ctx.norms
+    nmax, nmin = float(norms.max()), float(norms.min())
+    if nmax == 0.0:
+        ratio = 1.0
+    elif nmin == 0.0:
+        ratio = math.inf
+    else:
+        ratio = nmax / nmin
+    if K > 1:
+        iu = np.triu_indices(K, 1)
+        conflict = float(np.mean(A[iu] < -1e-12 * (norms[iu[0]] * norms[iu[1]] + _TINY)))
+    else:
+        conflict = 0.0
+    if ctx._weights is not None:
+        w = ctx._weights
+        Gd = A @ w
+        dnorm = math.sqrt(max(float(w @ A @ w), 0.0))
+    else:
+        d = direction.detach().to(torch.float64)
+        Gd = (ctx.G.detach().to(torch.float64) @ d).cpu().numpy()
+        dnorm = float(torch.linalg.vector_norm(d))
+    den = norms * dnorm
+    cos_d = np.where(den > _TINY, Gd / np.maximum(den, _TINY), 0.0)
+    stats: dict[str, Any] = {
+        "grad_norms": norms.tolist(),
+        "imbalance_ratio": ratio,
+        "conflict_frac": conflict,
+        "cos_to_direction": cos_d.tolist(),
+        "pareto_failure": float(bool(np.any(cos_d < -1e-9))),
+        "cos_theta": ctx.cos_theta,
+        "direction_norm": dnorm,
+    }
+    if weights is not None:
+        stats["weights"] = weights.detach().double().cpu().tolist()
+    return stats
