@@ -1,0 +1,42 @@
+"""Gradient aggregators for multi-task learning: one module per method, one registry.
+
+>>> import torch
+>>> from mtrl.aggregators import make_aggregator
+>>> agg = make_aggregator("imgrad", c=0.8)
+>>> res = agg(torch.tensor([[1.0, 0.0], [0.0, 0.1]]))
+>>> res.direction.shape, len(res.weights)
+(torch.Size([2]), 2)
+"""
+
+from mtrl.aggregators._autograd import aggregate_backward, per_task_gradients, write_direction
+from mtrl.aggregators._base import Aggregator, AggregatorResult, GramWeighting
+from mtrl.aggregators._cagrad import CAGrad
+from mtrl.aggregators._imgrad import IMGrad
+from mtrl.aggregators._imtl import IMTL
+from mtrl.aggregators._ls import LS
+from mtrl.aggregators._mgda import MGDA
+from mtrl.aggregators._nashmtl import NashMTL
+from mtrl.aggregators._pcgrad import PCGrad
+from mtrl.aggregators._registry import AGGREGATORS, make_aggregator
+from mtrl.aggregators._rlw import RLW
+from mtrl.aggregators._stl import STL
+
+__all__ = [
+    "AGGREGATORS",
+    "Aggregator",
+    "AggregatorResult",
+    "CAGrad",
+    "GramWeighting",
+    "IMGrad",
+    "IMTL",
+    "LS",
+    "MGDA",
+    "NashMTL",
+    "PCGrad",
+    "RLW",
+    "STL",
+    "aggregate_backward",
+    "make_aggregator",
+    "per_task_gradients",
+    "write_direction",
+]
