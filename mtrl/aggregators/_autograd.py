@@ -22,7 +22,9 @@ def per_task_gradients(losses: Sequence[torch.Tensor], params: Sequence[torch.Te
     rows = []
     for loss in losses:
         grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]))
+        rows.append(
+            torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+        )
     return torch.stack(rows)
 
 

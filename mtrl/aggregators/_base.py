@@ -113,9 +113,7 @@ class Aggregator:
         self.n_solver_failures = int(state.get("n_solver_failures", 0))
 
     # ------------------------------------------------------------------ for subclasses
-    def _aggregate(
-        self, ctx: Context, losses: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, Stats]:
+    def _aggregate(self, ctx: Context, losses: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, Stats]:
         raise NotImplementedError
 
     def _hparams(self) -> dict[str, Any]:

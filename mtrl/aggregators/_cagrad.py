@@ -36,7 +36,7 @@ def conflict_averse_direction(
     gw_norm = math.sqrt(max(float(w @ A @ w), 0.0))
     lam = sqrt_phi / gw_norm if gw_norm > 1e-300 else 0.0
     weights = (u + lam * w) / _rescale(c, rescale)
-    return weights, w, {"g0_norm": g0_norm, "gw_norm": gw_norm}
+    return weights, w, {"g0_norm": g0_norm, "gw_norm": gw_norm, "simplex_weights": w.tolist()}
 
 
 class CAGrad(GramWeighting):

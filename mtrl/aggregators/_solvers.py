@@ -6,8 +6,6 @@
   (Liu et al. 2021, Eq. 5) and IMGrad (Zhou et al. 2025, Eq. 11); closed form for K = 2.
 * :func:`qp_simplex` - exact primal active-set solver of ``min ½wᵀHw + cᵀw`` on the simplex (the general-K
   path of MGDA and the subproblem of the sequential-QP path of the CAGrad/IMGrad problem).
-* :func:`minimize_on_simplex` - accelerated projected gradient with backtracking, adaptive restart and the
-  Frank-Wolfe duality gap as a certificate of optimality (fallback and cross-check).
 """
 
 from __future__ import annotations
@@ -30,50 +28,6 @@ def project_simplex(v: np.ndarray) -> np.ndarray:
     rho = ind[cond][-1]
     tau = css[cond][-1] / rho
     return np.maximum(v - tau, 0.0)
-
-
-def minimize_on_simplex(
-    fun: Callable[[np.ndarray], float],
-    grad: Callable[[np.ndarray], np.ndarray],
-    w0: np.ndarray,
-    lipschitz: float,
-    tol: float = 1e-9,
-    max_iter: int = 1000,
-) -> tuple[np.ndarray, int, float]:
-    """Minimise a smooth convex ``fun`` over the simplex (FISTA with backtracking and restart).
-
-    Stops when the Frank-Wolfe gap ``∇f(w)ᵀw − min_j ∇f(w)_j`` (an upper bound on ``f(w) − f*``) is below
-    ``tol``. Returns ``(w, iterations, gap)``.
-    """
-    x = project_simplex(np.asarray(w0, dtype=np.float64))
-    fx = fun(x)
-    y, t = x.copy(), 1.0
-    L = max(lipschitz, 1e-12)
-    gap = math.inf
-    it = 0
-    for it in range(1, max_iter + 1):
-        gy = grad(y)
-        fy = fun(y)
-        while True:
-            xn = project_simplex(y - gy / L)
-            diff = xn - y
-            fn = fun(xn)
-            if fn <= fy + gy @ diff + 0.5 * L * (diff @ diff) + 1e-14 * (abs(fy) + 1.0):
-                break
-            L *= 2.0
-        if fn > fx:  # adaptive restart (O'Donoghue & Candès): drop the momentum
-            y, t = x.copy(), 1.0
-            gx = grad(x)
-        else:
-            tn = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-            y = xn + ((t - 1.0) / tn) * (xn - x)
-            x, fx, t = xn, fn, tn
-            gx = grad(x)
-        gap = float(gx @ x - gx.min())
-        if gap <= tol:
-            break
-        L *= 0.8
-    return x, it, gap
 
 
 def min_norm_weights(A: np.ndarray, tol: float = 1e-10, max_iter: int = 2000) -> np.ndarray:
@@ -106,8 +60,8 @@ def min_linear_plus_norm(
     This is CAGrad's dual (``b = A·1/K``, ``s = c‖g0‖``) and IMGrad's Eq. 11 (both terms reweighted).
     K = 2 has a closed form: with ``w = (t, 1−t)`` the objective is ``p·t + s·sqrt(q(t))`` (plus a constant)
     with ``q`` a convex quadratic; its stationary point solves a quadratic equation, and convexity makes the
-    clipped stationary point (or the better end point) the minimiser. General K uses
-    :func:`minimize_on_simplex` with a smoothed norm ``sqrt(wᵀAw + ε)``.
+    clipped stationary point (or the better end point) the minimiser. General K uses a sequential QP
+    (projected Newton) whose subproblems :func:`qp_simplex` solves exactly.
     """
     K = A.shape[0]
     if K == 1:
@@ -128,7 +82,12 @@ def min_linear_plus_norm(
 
 
 def _sqp_linear_plus_norm(
-    A: np.ndarray, b: np.ndarray, s: float, fun: Callable[[np.ndarray], float], w0: np.ndarray | None, tol: float,
+    A: np.ndarray,
+    b: np.ndarray,
+    s: float,
+    fun: Callable[[np.ndarray], float],
+    w0: np.ndarray | None,
+    tol: float,
     max_iter: int,
 ) -> np.ndarray:
     """Sequential QP (projected Newton): each step minimises the exact second-order model on the simplex with
