@@ -1,0 +1,99 @@
+"""Two-task synthetic benchmark: loss fixtures of SPEC §3, hand-written gradients vs autograd, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mtrl.toy import STARTS, distance_to_front, losses_and_grads, run_method
+
+
+@pytest.mark.parametrize(
+    "point, expected",
+    [
+        ((0.0, 0.0), (0.0, 0.0)),
+        ((-8.5, 7.5), (6.5524, 7.9008)),
+        ((9.0, 9.0), (7.9439, 6.6915)),
+        ((9.0, -1.0), (-8.8311, 2.8143)),
+    ],
+)
+def test_loss_fixtures(point: tuple[float, float], expected: tuple[float, float]) -> None:
+    L, _ = losses_and_grads(np.array([point]))
+    np.testing.assert_allclose(L[0], expected, atol=1e-4)
+
+
+def _torch_losses(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x[:, 0], x[:, 1]
+    f1_log = torch.log(torch.clamp(torch.abs(0.5 * (-x1 - 7) - torch.tanh(-x2)), min=5e-6)) + 6
+    f2_log = torch.log(torch.clamp(torch.abs(0.5 * (-x1 + 3) + torch.tanh(-x2) + 2), min=5e-6)) + 6
+    c1 = torch.clamp(torch.tanh(x2 * 0.5), min=0)
+    c2 = torch.clamp(torch.tanh(-x2 * 0.5), min=0)
+    f1_sq = ((-x1 + 7) ** 2 + 0.1 * (-x2 - 8) ** 2) / 10 - 20
+    f2_sq = ((-x1 - 7) ** 2 + 0.1 * (-x2 - 8) ** 2) / 10 - 20
+    return torch.stack([c1 * f1_log + c2 * f1_sq, c1 * f2_log + c2 * f2_sq], -1)
+
+
+def test_hand_gradients_match_autograd() -> None:
+    x = torch.empty(200, 2, dtype=torch.float64).uniform_(-10, 10, generator=torch.Generator().manual_seed(0))
+    x.requires_grad_(True)
+    L = _torch_losses(x)
+    auto = torch.stack([torch.autograd.grad(L[:, i].sum(), x, retain_graph=True)[0] for i in range(2)], 1)
+    L_np, G_np = losses_and_grads(x.detach().numpy())
+    np.testing.assert_allclose(L_np, L.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(G_np, auto.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_distance_to_front() -> None:
+    d = distance_to_front(np.array([[0.0, -8.3552], [10.0, -8.3552], [0.0, 0.0]]))
+    np.testing.assert_allclose(d, [0.0, 3.0, 8.3552])
+
+
+def test_ls_run_reduces_the_weighted_loss() -> None:
+    run = run_method("ls", {}, (1.0, 1.0), steps=3000, lr=1e-2, seed=0, record_every=100)
+    L0, _ = losses_and_grads(np.array(STARTS))
+    assert run.finals.shape == (5, 2) and run.trajectories.shape[0] == 5
+    moved = [k for k, s in enumerate(STARTS) if s != (0.0, 0.0)]
+    assert np.all(run.losses.sum(1)[moved] < L0.sum(1)[moved] - 10.0)
+    # (0, 0) is a stationary point of the equally weighted mean: LS cannot leave it
+    _, G = losses_and_grads(np.zeros((1, 2)))
+    np.testing.assert_allclose(G[0].sum(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(run.finals[1], 0.0, atol=1e-9)
+
+
+def test_cli_writes_csv_and_plot(tmp_path) -> None:
+    out = tmp_path / "toy"
+    r = subprocess.run(
+        [sys.executable, "-m", "mtrl.toy", "methods=[ls,imgrad]", "steps=30", "n_jobs=1", f"out={out}", "imgrad.a=1.0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader((out / "toy.csv").open()))
+    assert len(rows) == 10
+    assert {"preset", "method", "start_x1", "start_x2", "final_x1", "final_x2", "L1", "L2"} <= set(rows[0])
+    assert (out / "toy_imgrad_fig2.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("preset=nope", "unknown preset"),
+        ("methods=[imgard]", "unknown aggregator"),
+        ("cagrad.c=-1", "c must be"),
+        ("steps=0", "steps"),
+    ],
+)
+def test_cli_bad_input_fails_with_one_line(tmp_path, override: str, message: str) -> None:
+    args = [sys.executable, "-m", "mtrl.toy", override, "n_jobs=1", f"out={tmp_path}"]
+    if override.startswith("cagrad"):
+        args.append("methods=[cagrad]")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
