@@ -10,15 +10,17 @@ reference clips the shared gradient norm to 1), then divided by K to put it on t
 
 Two solvers of the same fixed point:
 
-* ``solver="cccp"`` (default): the reference concave-convex procedure - each of at most ``optim_niter``
+* ``solver="cccp"``: the reference concave-convex procedure - each of at most ``optim_niter``
   iterations solves the convex program ``min Σ_i (Aα)_i + ∇φ(α_prev)ᵀα / n  s.t.  log(α_i n) + log((Aα)_i) ≥ 0``
   with cvxpy (Clarabel), warm-started from the previous step's α, stopped when ``‖Aα − 1/α‖ < 1e-3`` or the
   iterate stops moving. The program is written in DPP form (the linearisation is passed in as one parameter),
   so cvxpy compiles it once and re-solves it without re-canonicalising.
-* ``solver="newton"``: the fixed point is the unique minimiser of the strictly convex
+* ``solver="newton"`` (default): the fixed point is the unique minimiser of the strictly convex
   ``½αᵀAα − Σ_i log α_i`` (its gradient is ``Aα − 1/α``), found by damped Newton steps in K-space (~10 iterations
   of a K x K solve on ``A/n``, rescaled by ``1/√n``). Same answer wherever the reference converges, about a
-  hundred times faster.
+  hundred times faster (~0.2 ms against ~2 ms per step for K = 10), which is why it is the default; the CCCP
+  stays available for reproducing the reference, failures included (its linearised subproblem can be unbounded
+  when gradients conflict, and the reference then keeps the previous α).
 
 Failures are never skipped silently: when a solve fails (solver error, non-finite α, no convergence - e.g. at a
 Pareto-stationary point where no solution exists) the previous step's α is reused (the reference behaviour;
@@ -45,7 +47,7 @@ class NashMTL(GramWeighting):
     """Nash bargaining weights (see module docstring).
 
     Args:
-        solver: ``"cccp"`` (reference algorithm, cvxpy) or ``"newton"`` (exact K-space Newton).
+        solver: ``"newton"`` (default, exact K-space Newton) or ``"cccp"`` (reference algorithm, cvxpy + Clarabel).
         max_norm: clip of the norm of ``Σ α_i g_i`` (reference 1.0; ``<= 0`` disables it).
         optim_niter: CCCP iterations per step (reference 20).
         update_weights_every: recompute α every this many calls (reference default 1).
@@ -54,7 +56,7 @@ class NashMTL(GramWeighting):
     name = "nashmtl"
 
     def __init__(
-        self, solver: str = "cccp", max_norm: float = 1.0, optim_niter: int = 20, update_weights_every: int = 1
+        self, solver: str = "newton", max_norm: float = 1.0, optim_niter: int = 20, update_weights_every: int = 1
     ) -> None:
         super().__init__()
         if solver not in _SOLVERS:

@@ -204,7 +204,7 @@ def test_nashmtl_newton_solves_the_bargaining_equation(case: str) -> None:
 @pytest.mark.parametrize("case", ["normal2", "normal3", "conflicting2"])
 def test_nashmtl_cccp_agrees_with_newton(case: str) -> None:
     G = WELL_CONDITIONED[case]
-    cccp = make_aggregator("nashmtl", max_norm=0.0)(G)
+    cccp = make_aggregator("nashmtl", solver="cccp", max_norm=0.0)(G)
     newton = make_aggregator("nashmtl", solver="newton", max_norm=0.0)(G)
     assert cccp.stats["solver_failed"] == 0.0
     torch.testing.assert_close(cccp.weights, newton.weights, rtol=1e-3, atol=1e-8)

@@ -13,6 +13,8 @@ from ._asserts import assert_well_formed, cos
 from ._inputs import CORPUS, normal
 
 ALL = sorted(AGGREGATORS)
+# every registered method with its defaults, plus non-default solver paths worth the same checks
+CONFIGS = {name: (name, {}) for name in ALL} | {"nashmtl[cccp]": ("nashmtl", {"solver": "cccp"})}
 DETERMINISTIC = [n for n in ALL if n not in ("rlw", "pcgrad")]
 # multiplicative factor on the direction when all rows are the same g (documented per method)
 IDENTICAL_FACTOR = {
@@ -27,11 +29,12 @@ IDENTICAL_FACTOR = {
 }
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("case", sorted(CORPUS))
-def test_shape_and_finite(name: str, case: str) -> None:
+def test_shape_and_finite(config: str, case: str) -> None:
     G = CORPUS[case]
-    agg = make_aggregator(name)
+    name, kwargs = CONFIGS[config]
+    agg = make_aggregator(name, **kwargs)
     for _ in range(2):  # second call exercises warm starts / state
         res = agg(G, losses=torch.rand(G.shape[0], dtype=G.dtype) + 0.1)
         assert not res.skipped
@@ -91,14 +94,15 @@ def test_non_finite_input_is_skipped_and_counted(name: str) -> None:
     assert not agg(normal(3), losses=torch.ones(3, dtype=G.dtype)).skipped
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_state_dict_round_trip_continues_identically(name: str) -> None:
-    a = make_aggregator(name)
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_state_dict_round_trip_continues_identically(config: str) -> None:
+    name, kwargs = CONFIGS[config]
+    a = make_aggregator(name, **kwargs)
     a.seed(7)
     inputs = [normal(4, seed=s) for s in range(6)]
     for G in inputs[:3]:
         a(G, losses=torch.rand(4, dtype=G.dtype))
-    b = make_aggregator(name)
+    b = make_aggregator(name, **kwargs)
     b.load_state_dict(a.state_dict())
     for G in inputs[3:]:
         ra, rb = a(G), b(G)
