@@ -41,16 +41,17 @@ def losses_and_grads(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a1, a2 = np.abs(u1), np.abs(u2)
     f1_log = np.log(np.maximum(a1, LOWER)) + 6.0
     f2_log = np.log(np.maximum(a2, LOWER)) + 6.0
-    # d log|u| = du / u where |u| > LOWER (the max clips the gradient to 0 below)
-    g1l = np.where(a1 > LOWER, 1.0 / np.where(a1 > LOWER, u1, 1.0), 0.0)
-    g2l = np.where(a2 > LOWER, 1.0 / np.where(a2 > LOWER, u2, 1.0), 0.0)
+    # d log|u| = du / u where |u| >= LOWER (the max clips the gradient to 0 below). At the kinks of max(·) we take
+    # the gradient torch.clamp takes (it passes the gradient at equality), as the reference autograd toys do.
+    g1l = np.where(a1 >= LOWER, 1.0 / np.where(a1 >= LOWER, u1, 1.0), 0.0)
+    g2l = np.where(a2 >= LOWER, 1.0 / np.where(a2 >= LOWER, u2, 1.0), 0.0)
     df1_log = np.stack([g1l * -0.5, g1l * dt2], -1)
     df2_log = np.stack([g2l * -0.5, g2l * -dt2], -1)
     th = np.tanh(0.5 * x2)
     c1, c2 = np.maximum(th, 0.0), np.maximum(-th, 0.0)
     dth = 0.5 * (1.0 - th**2)
-    dc1 = np.where(th > 0, dth, 0.0)
-    dc2 = np.where(-th > 0, -dth, 0.0)
+    dc1 = np.where(th >= 0, dth, 0.0)  # at x2 = 0 both weights pass their gradient (so (0, 0) is not stuck)
+    dc2 = np.where(-th >= 0, -dth, 0.0)
     f1_sq = ((-x1 + 7.0) ** 2 + 0.1 * (-x2 - 8.0) ** 2) / 10.0 - 20.0
     f2_sq = ((-x1 - 7.0) ** 2 + 0.1 * (-x2 - 8.0) ** 2) / 10.0 - 20.0
     dsq2 = 0.02 * (x2 + 8.0)

@@ -40,6 +40,7 @@ def _torch_losses(x: torch.Tensor) -> torch.Tensor:
 
 def test_hand_gradients_match_autograd() -> None:
     x = torch.empty(200, 2, dtype=torch.float64).uniform_(-10, 10, generator=torch.Generator().manual_seed(0))
+    x = torch.cat([x, torch.tensor([[0.0, 0.0], [3.0, 0.0]], dtype=torch.float64)])  # the x2 = 0 kink
     x.requires_grad_(True)
     L = _torch_losses(x)
     auto = torch.stack([torch.autograd.grad(L[:, i].sum(), x, retain_graph=True)[0] for i in range(2)], 1)
@@ -57,12 +58,7 @@ def test_ls_run_reduces_the_weighted_loss() -> None:
     run = run_method("ls", {}, (1.0, 1.0), steps=3000, lr=1e-2, seed=0, record_every=100)
     L0, _ = losses_and_grads(np.array(STARTS))
     assert run.finals.shape == (5, 2) and run.trajectories.shape[0] == 5
-    moved = [k for k, s in enumerate(STARTS) if s != (0.0, 0.0)]
-    assert np.all(run.losses.sum(1)[moved] < L0.sum(1)[moved] - 10.0)
-    # (0, 0) is a stationary point of the equally weighted mean: LS cannot leave it
-    _, G = losses_and_grads(np.zeros((1, 2)))
-    np.testing.assert_allclose(G[0].sum(0), 0.0, atol=1e-12)
-    np.testing.assert_allclose(run.finals[1], 0.0, atol=1e-9)
+    assert np.all(run.losses.sum(1) < L0.sum(1) - 10.0)
 
 
 def test_cli_writes_csv_and_plot(tmp_path) -> None:

@@ -6,6 +6,7 @@ methods whose direction is not a weighting of the rows.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -26,6 +27,7 @@ class Context:
         self._gram: np.ndarray | None = None
         self._mgda: np.ndarray | None = None
         self._weights: np.ndarray | None = None
+        self._cos_theta: float | None = None
 
     @property
     def gram(self) -> np.ndarray:
@@ -52,6 +54,11 @@ class Context:
     @property
     def cos_theta(self) -> float:
         """cos of the angle between ``g0`` (mean gradient) and ``g_m`` (MGDA min-norm point); 0 if either is 0."""
+        if self._cos_theta is None:
+            self._cos_theta = self._compute_cos_theta()
+        return self._cos_theta
+
+    def _compute_cos_theta(self) -> float:
         A = self.gram
         u = np.full(self.K, 1.0 / self.K)
         wm = self.mgda_weights
@@ -61,6 +68,11 @@ class Context:
 
     def set_weights(self, w: np.ndarray) -> None:
         self._weights = w
+
+
+@functools.lru_cache(maxsize=64)
+def _triu(K: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(K, 1)
 
 
 def diagnostics(ctx: Context, direction: torch.Tensor, weights: torch.Tensor | None) -> dict[str, Any]:
@@ -83,7 +95,7 @@ def diagnostics(ctx: Context, direction: torch.Tensor, weights: torch.Tensor | N
     else:
         ratio = nmax / nmin
     if K > 1:
-        iu = np.triu_indices(K, 1)
+        iu = _triu(K)
         conflict = float(np.mean(A[iu] < -1e-12 * (norms[iu[0]] * norms[iu[1]] + _TINY)))
     else:
         conflict = 0.0

@@ -82,7 +82,10 @@ class NashMTL(GramWeighting):
         stats: Stats = {"solver_failed": 0.0, "solver_converged": 1.0}
         nf = float(np.linalg.norm(A))
         if self._alpha is None or self._step % self.update_weights_every == 0:
-            if nf > 0.0 and math.isfinite(nf):
+            wm = ctx.mgda_weights
+            if float(wm @ A @ wm) <= 1e-12 * float(np.max(np.diag(A))):
+                alpha, ok, iters = None, False, 0  # Pareto-stationary: 0 is in the hull, no bargaining solution
+            elif nf > 0.0 and math.isfinite(nf):
                 An = A / nf
                 alpha, ok, iters = (self._solve_newton if self.solver == "newton" else self._solve_cccp)(An, nf)
             else:
@@ -114,7 +117,7 @@ class NashMTL(GramWeighting):
             return 0.5 * float(x @ An @ x) - float(np.sum(np.log(x)))
 
         f = obj(alpha)
-        for it in range(1, 101):
+        for it in range(1, 51):
             Ax = An @ alpha
             resid = alpha * Ax - 1.0
             if np.max(np.abs(resid)) < 1e-10:
@@ -139,7 +142,7 @@ class NashMTL(GramWeighting):
             alpha, f = xn, fn
             if not np.all(np.isfinite(alpha)) or float(np.max(alpha)) > 1e12:
                 return None, False, it  # diverging: the barrier problem is unbounded (Pareto-stationary point)
-        return None, False, 100
+        return None, False, 50
 
     def _build_cccp(self, K: int) -> None:
         import cvxpy as cp
