@@ -37,8 +37,9 @@ class AggregatorResult:
         weights: task weights ``[K]`` such that ``direction == weights @ G`` when the method is a weighting
             of the rows (``None`` where no such weights exist).
         stats: diagnostics (IMGrad paper Defs. 1-3): ``imbalance_ratio``, ``cos_theta``, ``conflict_frac``,
-            ``pareto_failure``, ``grad_norms``, ``cos_to_direction``, ``weights``, ``solver_ms``,
-            ``skipped`` and method-specific entries.
+            ``pareto_failure``, ``grad_norms``, ``cos_to_direction``, ``weights``, ``solver_ms`` (the method's
+            own work after the Gram matrix: K-space solve plus forming ``wᵀG``), ``skipped`` and method-specific
+            entries.
         skipped: ``True`` when the input was degenerate (NaN/Inf) and the direction is zero: the caller
             should skip the optimiser step.
     """
@@ -86,6 +87,7 @@ class Aggregator:
             stats: Stats = {"skipped": 1.0, "n_skipped": float(self.n_skipped), "grad_norms": [float("nan")] * K}
             return AggregatorResult(torch.zeros_like(G[0]), None, stats, skipped=True)
         ctx = Context(G)
+        ctx.gram  # noqa: B018 - the Gram matrix (K x P x K) is shared by the method and the diagnostics: not solver time
         t0 = time.perf_counter()
         direction, weights, extra = self._aggregate(ctx, losses)
         solver_ms = (time.perf_counter() - t0) * 1e3
