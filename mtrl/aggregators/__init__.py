@@ -11,6 +11,11 @@
 from mtrl.aggregators._autograd import aggregate_backward, per_task_gradients, write_direction
 from mtrl.aggregators._base import Aggregator, AggregatorResult, GramWeighting
 from mtrl.aggregators._cagrad import CAGrad
+from mtrl.aggregators._compose import Composed, Threshold
+from mtrl.aggregators._dwa import DWA
+from mtrl.aggregators._famo import FAMO
+from mtrl.aggregators._graddrop import GradDrop
+from mtrl.aggregators._gradnorm_scale import GradNormScale
 from mtrl.aggregators._imgrad import IMGrad
 from mtrl.aggregators._imtl import IMTL
 from mtrl.aggregators._ls import LS
@@ -19,13 +24,20 @@ from mtrl.aggregators._nashmtl import NashMTL
 from mtrl.aggregators._pcgrad import PCGrad
 from mtrl.aggregators._registry import AGGREGATORS, make_aggregator
 from mtrl.aggregators._rlw import RLW
+from mtrl.aggregators._si import SI
 from mtrl.aggregators._stl import STL
+from mtrl.aggregators._uw import UW
 
 __all__ = [
     "AGGREGATORS",
     "Aggregator",
     "AggregatorResult",
     "CAGrad",
+    "Composed",
+    "DWA",
+    "FAMO",
+    "GradDrop",
+    "GradNormScale",
     "GramWeighting",
     "IMGrad",
     "IMTL",
@@ -34,7 +46,10 @@ __all__ = [
     "NashMTL",
     "PCGrad",
     "RLW",
+    "SI",
     "STL",
+    "Threshold",
+    "UW",
     "aggregate_backward",
     "make_aggregator",
     "per_task_gradients",

@@ -98,6 +98,11 @@ class Aggregator:
         stats["n_solver_failures"] = float(self.n_solver_failures)
         return AggregatorResult(direction, weights, stats, skipped=False)
 
+    def _count(self, res: AggregatorResult) -> None:
+        """Counters of wrappers that delegate ``__call__`` to inner aggregators."""
+        self.n_calls += 1
+        self.n_skipped += int(res.skipped)
+
     def step(self, losses: torch.Tensor | None = None) -> None:
         """Hook called once after each optimiser step (loss-based methods update their state here)."""
 

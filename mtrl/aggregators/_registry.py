@@ -7,6 +7,11 @@ from typing import Any
 
 from mtrl.aggregators._base import Aggregator
 from mtrl.aggregators._cagrad import CAGrad
+from mtrl.aggregators._compose import Composed, Threshold
+from mtrl.aggregators._dwa import DWA
+from mtrl.aggregators._famo import FAMO
+from mtrl.aggregators._graddrop import GradDrop
+from mtrl.aggregators._gradnorm_scale import GradNormScale
 from mtrl.aggregators._imgrad import IMGrad
 from mtrl.aggregators._imtl import IMTL
 from mtrl.aggregators._ls import LS
@@ -14,7 +19,9 @@ from mtrl.aggregators._mgda import MGDA
 from mtrl.aggregators._nashmtl import NashMTL
 from mtrl.aggregators._pcgrad import PCGrad
 from mtrl.aggregators._rlw import RLW
+from mtrl.aggregators._si import SI
 from mtrl.aggregators._stl import STL
+from mtrl.aggregators._uw import UW
 
 AGGREGATORS: dict[str, type[Aggregator]] = {
     "ls": LS,
@@ -26,16 +33,38 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
     "cagrad": CAGrad,
     "nashmtl": NashMTL,
     "imgrad": IMGrad,
+    "si": SI,
+    "dwa": DWA,
+    "uw": UW,
+    "famo": FAMO,
+    "graddrop": GradDrop,
+    "gradnorm_scale": GradNormScale,
+    "threshold": Threshold,
 }
 
 
 def make_aggregator(name: str, **kwargs: Any) -> Aggregator:
     """Build the aggregator registered as ``name`` with hyperparameters ``kwargs``.
 
+    ``"a+b"`` composes a loss weighting ``a`` in front of a gradient method ``b`` (see ``Composed``); their
+    hyperparameters go in ``kwargs[a]`` and ``kwargs[b]`` (dicts), e.g.
+    ``make_aggregator("dwa+imgrad", imgrad={"c": 0.8})``.
+
     Raises:
         ValueError: unknown name (the message lists the valid names) or a bad hyperparameter value.
         TypeError: a keyword the method does not take (the message names it and lists the valid ones).
     """
+    if "+" in name:
+        parts = name.split("+")
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"a composition is 'weighting+method' (two registry names), got {name!r}")
+        bad = sorted(set(kwargs) - set(parts))
+        if bad:
+            raise TypeError(
+                f"aggregator {name!r}: arguments go under {parts[0]!r} or {parts[1]!r}, got {', '.join(bad)}"
+            )
+        a, b = (make_aggregator(p, **dict(kwargs.get(p) or {})) for p in parts)
+        return Composed(a, b)
     if name not in AGGREGATORS:
         raise ValueError(f"unknown aggregator {name!r}; valid names: {', '.join(sorted(AGGREGATORS))}")
     cls = AGGREGATORS[name]

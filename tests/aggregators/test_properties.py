@@ -15,7 +15,7 @@ from ._inputs import CORPUS, normal
 ALL = sorted(AGGREGATORS)
 # every registered method with its defaults, plus non-default solver paths worth the same checks
 CONFIGS = {name: (name, {}) for name in ALL} | {"nashmtl[cccp]": ("nashmtl", {"solver": "cccp"})}
-DETERMINISTIC = [n for n in ALL if n not in ("rlw", "pcgrad")]
+DETERMINISTIC = [n for n in ALL if n not in ("rlw", "pcgrad", "graddrop")]
 # multiplicative factor on the direction when all rows are the same g (documented per method)
 IDENTICAL_FACTOR = {
     "ls": 1.0,
@@ -26,7 +26,18 @@ IDENTICAL_FACTOR = {
     "imtl": 1.0,
     "cagrad": (1 + 0.4) / (1 + 0.4**2),
     "imgrad": (1 + 0.8) / (1 + 0.8**2),
+    "si": 1.0,  # with unit losses
+    "dwa": 1.0,
+    "uw": 0.5,  # 1/(2σ²) at σ = 1
+    "famo": 1.0,
+    "graddrop": 1.0,
+    "gradnorm_scale": 1.0,
+    "threshold": 1.0,  # r = 1 <= threshold: LS
 }
+
+
+def _ones(G: torch.Tensor) -> torch.Tensor:
+    return torch.ones(G.shape[0], dtype=G.dtype)
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
@@ -44,7 +55,7 @@ def test_shape_and_finite(config: str, case: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_one_task_gives_its_gradient(name: str) -> None:
     g = normal(1)
-    res = make_aggregator(name)(g)
+    res = make_aggregator(name)(g, losses=_ones(g))
     assert cos(res.direction, g[0]) == pytest.approx(1.0, abs=1e-9)
     if name in IDENTICAL_FACTOR:
         torch.testing.assert_close(res.direction, g[0] * IDENTICAL_FACTOR[name])
@@ -57,7 +68,7 @@ def test_one_task_gives_its_gradient(name: str) -> None:
 def test_identical_rows_give_that_row(name: str, K: int) -> None:
     g = normal(1, seed=11)[0]
     G = g.repeat(K, 1)
-    res = make_aggregator(name)(G)
+    res = make_aggregator(name)(G, losses=_ones(G))
     assert cos(res.direction, g) == pytest.approx(1.0, abs=1e-9)
     if name in IDENTICAL_FACTOR:
         torch.testing.assert_close(res.direction, g * IDENTICAL_FACTOR[name])
@@ -72,8 +83,9 @@ def test_identical_rows_give_that_row(name: str, K: int) -> None:
 def test_permutation_equivariance(name: str, case: str) -> None:
     G = CORPUS[case]
     perm = torch.randperm(G.shape[0], generator=torch.Generator().manual_seed(3))
-    w = make_aggregator(name)(G).weights
-    wp = make_aggregator(name)(G[perm]).weights
+    L = torch.linspace(0.5, 2.0, G.shape[0], dtype=G.dtype)
+    w = make_aggregator(name)(G, losses=L).weights
+    wp = make_aggregator(name)(G[perm], losses=L[perm]).weights
     if name == "stl":  # follows the task index, not the task: equivariant only through that index
         return
     torch.testing.assert_close(wp, w[perm], rtol=1e-5, atol=1e-7)
@@ -91,7 +103,7 @@ def test_non_finite_input_is_skipped_and_counted(name: str) -> None:
     G2[0, 0] = math.inf
     agg(G2, losses=torch.ones(3, dtype=G.dtype))
     assert agg.state_dict()["n_skipped"] == 2
-    assert not agg(normal(3), losses=torch.ones(3, dtype=G.dtype)).skipped
+    assert not agg(normal(3), losses=torch.ones(3, dtype=torch.float64)).skipped
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
@@ -105,14 +117,17 @@ def test_state_dict_round_trip_continues_identically(config: str) -> None:
     b = make_aggregator(name, **kwargs)
     b.load_state_dict(a.state_dict())
     for G in inputs[3:]:
-        ra, rb = a(G), b(G)
+        L = torch.rand(4, dtype=G.dtype) + 0.5
+        ra, rb = a(G, losses=L), b(G, losses=L)
+        a.step(L * 0.9)
+        b.step(L * 0.9)
         assert torch.equal(ra.direction, rb.direction)
 
 
 def test_float32_and_float64_agree() -> None:
     G = normal(4, seed=9)
     for name in ALL:
-        d64 = make_aggregator(name)(G).direction
-        d32 = make_aggregator(name)(G.float()).direction
+        d64 = make_aggregator(name)(G, losses=_ones(G)).direction
+        d32 = make_aggregator(name)(G.float(), losses=_ones(G).float()).direction
         assert d32.dtype == torch.float32
         torch.testing.assert_close(d32.double(), d64, rtol=1e-4, atol=1e-6)
