@@ -72,6 +72,7 @@ class NashMTL(GramWeighting):
         self._alpha: np.ndarray | None = None
         self._step = 0
         self._problem: Any = None
+        self._converged = True
 
     # ------------------------------------------------------------------ weights
     def weights_from_gram(self, ctx: Context, losses: np.ndarray | None) -> tuple[np.ndarray, Stats]:
@@ -93,8 +94,7 @@ class NashMTL(GramWeighting):
             stats["solver_iters"] = float(iters)
             if ok and alpha is not None:
                 self._alpha = alpha
-                resid = float(np.max(np.abs(alpha * (A @ alpha) - 1.0)))
-                stats["solver_converged"] = float(resid < 1e-3)
+                stats["solver_converged"] = float(self._converged)
             else:
                 self.n_solver_failures += 1
                 stats["solver_failed"] = 1.0
@@ -121,6 +121,7 @@ class NashMTL(GramWeighting):
             Ax = An @ alpha
             resid = alpha * Ax - 1.0
             if np.max(np.abs(resid)) < 1e-10:
+                self._converged = True
                 return alpha / root, True, it
             g = Ax - 1.0 / alpha
             H = An + np.diag(1.0 / alpha**2)
@@ -149,18 +150,24 @@ class NashMTL(GramWeighting):
 
         alpha = cp.Variable(K, nonneg=True)
         A = cp.Parameter((K, K))
-        lin = cp.Parameter(K)  # ∇φ(α_prev) / n, computed outside so that the program is DPP
+        # The reference objective Σ_i (Aα)_i + ∇φ(α_prev)ᵀα / n is linear in α: its coefficient vector
+        # c = A·1 + ∇φ(α_prev)/n is computed outside, one parameter, so that the program is DPP.
+        c = cp.Parameter(K)
         nf = cp.Parameter(nonneg=True)
         Aa = A @ alpha
         cons = [-cp.log(alpha[i] * nf) - cp.log(Aa[i]) <= 0 for i in range(K)]
-        prob = cp.Problem(cp.Minimize(cp.sum(Aa) + lin @ alpha), cons)
-        self._problem = (prob, alpha, A, lin, nf, K)
+        prob = cp.Problem(cp.Minimize(c @ alpha), cons)
+        self._problem = (prob, alpha, A, c, nf, K)
         # compile (DPP canonicalisation) and solve once on a fixed input, so that every later solve goes through
         # the same cached path: a resumed run then reproduces an uninterrupted one bit for bit
-        A.value, nf.value, lin.value = np.eye(K), 1.0, np.full(K, 2.0)
+        A.value, nf.value, c.value = np.eye(K), 1.0, np.full(K, 3.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prob.solve(solver=cp.CLARABEL)
+
+    def _objective_weights(self) -> tuple[float, float]:
+        """Weights of the two terms of the CCCP objective, ``Σ_i g_iᵀGα`` and ``φ`` (1, 1 for Nash-MTL)."""
+        return 1.0, 1.0
 
     def _solve_cccp(self, An: np.ndarray, nf: float) -> tuple[np.ndarray | None, bool, int]:
         import cvxpy as cp
@@ -168,9 +175,11 @@ class NashMTL(GramWeighting):
         K = An.shape[0]
         if self._problem is None or self._problem[-1] != K:
             self._build_cccp(K)
-        prob, alpha_v, A_p, lin_p, nf_p, _ = self._problem
+        prob, alpha_v, A_p, c_p, nf_p, _ = self._problem
         A_p.value = An
         nf_p.value = nf
+        w_push, w_phi = self._objective_weights()
+        push = An.sum(1)  # ∂/∂α Σ_i (Aα)_i
         a_t = self._alpha.copy() if self._alpha is not None else np.ones(K)
         ok = False
         it = 0
@@ -178,10 +187,10 @@ class NashMTL(GramWeighting):
             a_t = np.maximum(np.abs(a_t), 1e-12)
             Aa = An @ a_t  # may have negative entries (conflicts): the linearisation is still a linear objective
             with np.errstate(divide="ignore", invalid="ignore"):
-                lin = (1.0 / a_t + (1.0 / Aa) @ An) / nf
+                lin = (1.0 / a_t + (1.0 / Aa) @ An) / nf  # ∇φ(α_t) / n
             if not np.all(np.isfinite(lin)):
                 return None, False, it  # (Aα)_i = 0: the linearisation of log((Aα)_i) does not exist
-            lin_p.value = lin
+            c_p.value = w_push * push + w_phi * lin
             alpha_v.value = a_t
             try:
                 with warnings.catch_warnings():
@@ -198,6 +207,7 @@ class NashMTL(GramWeighting):
                 ok = True
                 break
         # the reference accepts the last iterate after optim_niter iterations; so do we, if it is usable
+        self._converged = ok
         ok = ok or bool(np.all(a_t > 0))
         return a_t, ok, it
 

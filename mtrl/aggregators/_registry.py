@@ -13,6 +13,7 @@ from mtrl.aggregators._famo import FAMO
 from mtrl.aggregators._graddrop import GradDrop
 from mtrl.aggregators._gradnorm_scale import GradNormScale
 from mtrl.aggregators._imgrad import IMGrad
+from mtrl.aggregators._imgrad_nash import IMGradNash
 from mtrl.aggregators._imtl import IMTL
 from mtrl.aggregators._ls import LS
 from mtrl.aggregators._mgda import MGDA
@@ -40,6 +41,7 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
     "graddrop": GradDrop,
     "gradnorm_scale": GradNormScale,
     "threshold": Threshold,
+    "imgrad_nash": IMGradNash,
 }
 
 
