@@ -12,11 +12,13 @@ from mtrl.aggregators._dwa import DWA
 from mtrl.aggregators._famo import FAMO
 from mtrl.aggregators._graddrop import GradDrop
 from mtrl.aggregators._gradnorm_scale import GradNormScale
+from mtrl.aggregators._igb import IGBv1
 from mtrl.aggregators._imgrad import IMGrad
 from mtrl.aggregators._imgrad_nash import IMGradNash
 from mtrl.aggregators._imtl import IMTL
 from mtrl.aggregators._ls import LS
 from mtrl.aggregators._mgda import MGDA
+from mtrl.aggregators._moco import MoCo
 from mtrl.aggregators._nashmtl import NashMTL
 from mtrl.aggregators._pcgrad import PCGrad
 from mtrl.aggregators._rlw import RLW
@@ -42,6 +44,8 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
     "gradnorm_scale": GradNormScale,
     "threshold": Threshold,
     "imgrad_nash": IMGradNash,
+    "moco": MoCo,
+    "igbv1": IGBv1,
 }
 
 

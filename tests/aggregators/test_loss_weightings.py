@@ -142,3 +142,32 @@ def test_composition_errors() -> None:
         make_aggregator("dwa+imgrad+ls")
     with pytest.raises(TypeError, match="arguments go under"):
         make_aggregator("dwa+imgrad", c=0.3)
+
+
+def test_igbv1_gaps_against_the_second_window_baseline() -> None:
+    agg = make_aggregator("igbv1", window=2, temperature=1.0)
+    G = normal(2)
+    L = torch.ones(2, dtype=torch.float64)
+    for h in ([9.0, 9.0], [9.0, 9.0], [2.0, 4.0], [4.0, 2.0]):  # windows: (9, 9) then baseline (3, 3)
+        torch.testing.assert_close(agg(G, losses=L).weights, torch.full((2,), 0.5, dtype=torch.float64))
+        agg.step(torch.tensor(h))
+    cur = torch.tensor([1.5, 0.3], dtype=torch.float64)
+    gap = cur.numpy() / 3.0
+    expected = np.exp(gap) / np.exp(gap).sum()
+    np.testing.assert_allclose(agg(G, losses=cur).weights.numpy(), expected)
+    agg.step(cur)
+    agg.step(cur)  # a later window does not move the "baseline" reference
+    np.testing.assert_allclose(agg(G, losses=cur).weights.numpy(), expected)
+
+
+def test_moco_weights_converge_to_mgda_on_a_fixed_matrix() -> None:
+    """With constant gradients the tracking is exact and λ runs projected gradient descent on ½λᵀYYᵀλ over the
+    simplex, whose minimiser is the MGDA weighting."""
+    G = normal(3, seed=5)
+    agg = make_aggregator("moco", gamma=1.0, gamma_sigma=0.0)
+    for _ in range(3000):
+        res = agg(G)
+    lam = np.array(res.stats["moco_lambda"])
+    mgda = make_aggregator("mgda")(G).weights.numpy()
+    np.testing.assert_allclose(lam, mgda, atol=1e-4)
+    torch.testing.assert_close(res.direction, torch.from_numpy(lam) @ G)
