@@ -113,11 +113,13 @@ def run_method(
     for step in range(1, steps + 1):
         L, grads = losses_and_grads(x)
         grads = grads * w
+        Lw = L * w[0, :, 0]
         for i, agg in enumerate(aggs):
-            res = agg(torch.from_numpy(grads[i]), losses=torch.from_numpy(L[i] * w[0, :, 0]))
+            if step > 1:  # after-step hook: the losses at the updated point (what FAMO/DWA/UW/IGB learn from)
+                agg.step(torch.from_numpy(Lw[i]))
+            res = agg(torch.from_numpy(grads[i]), losses=torch.from_numpy(Lw[i]))
             d[i] = res.direction.numpy()
             failures[i] += res.stats.get("pareto_failure", 0.0)
-            agg.step()
         m = b1 * m + (1 - b1) * d
         v = b2 * v + (1 - b2) * d * d
         x = x - lr * (m / (1 - b1**step)) / (np.sqrt(v / (1 - b2**step)) + eps)

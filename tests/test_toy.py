@@ -93,3 +93,19 @@ def test_cli_bad_input_fails_with_one_line(tmp_path, override: str, message: str
     assert r.returncode != 0
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_toy_config_lists_every_aggregator_and_its_arguments() -> None:
+    """``<method>.<kwarg>=`` overrides need every method and argument in configs/toy.yaml."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    from mtrl._paths import config_dir
+    from mtrl.aggregators import AGGREGATORS
+
+    cfg = OmegaConf.load(f"{config_dir()}/toy.yaml")
+    for name, cls in AGGREGATORS.items():
+        params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "generator")]
+        assert name in cfg, name
+        assert sorted(cfg[name]) == sorted(params), name
