@@ -1,0 +1,79 @@
+"""Per-task SAC losses as pure functions of one task's parameters and batch (vmapped over the task axis).
+
+Each function sees **one** task: its ``[B, ...]`` samples and its slice of the per-task parameters, so that
+``vmap(grad(f), in_dims=(None, 0, ...))`` returns one gradient row per task for the shared trunk. Per-sample
+values are reduced by a mean over the task's own samples (SAC, Haarnoja et al. 2018, Eqs. 5, 7, 18; twin Q and
+clipped double-Q targets as Fujimoto et al. 2018).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from mtrl.agents.networks import Params, mlp_one
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # as facebookresearch/mtrl's actor (tanh-rescaled into this range)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def policy_one(
+    shared: Params, task: Params, obs: torch.Tensor, noise: torch.Tensor, n_linear: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tanh-Gaussian policy of one task: returns ``(action, log_prob, deterministic_action)``.
+
+    ``noise`` (``[B, A]``, standard normal) is drawn outside so the function is pure (reparameterisation trick);
+    ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh²u)`` with the stable form ``log(1 − tanh²u) = 2(log 2 − u −
+    softplus(−2u))``.
+    """
+    out = mlp_one(shared, task, obs, n_linear)
+    mean, log_std = out.chunk(2, dim=-1)
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1.0)
+    u = mean + log_std.exp() * noise
+    gauss = (-0.5 * noise.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
+    squash = (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+    return torch.tanh(u), gauss - squash, torch.tanh(mean)
+
+
+def twin_q_one(
+    shared: dict[str, Params], task: dict[str, Params], obs: torch.Tensor, act: torch.Tensor, n_linear: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two Q estimates ``[B]`` of one task (``shared``/``task`` hold ``{"q1": ..., "q2": ...}``)."""
+    x = torch.cat([obs, act], dim=-1)
+    q1 = mlp_one(shared["q1"], task["q1"], x, n_linear).squeeze(-1)
+    q2 = mlp_one(shared["q2"], task["q2"], x, n_linear).squeeze(-1)
+    return q1, q2
+
+
+def critic_loss_one(
+    shared: dict[str, Params],
+    task: dict[str, Params],
+    obs: torch.Tensor,
+    act: torch.Tensor,
+    target: torch.Tensor,
+    n_linear: int,
+) -> torch.Tensor:
+    """Task critic loss: mean over the task's samples of ``(Q1 − y)² + (Q2 − y)²`` (``y`` precomputed)."""
+    q1, q2 = twin_q_one(shared, task, obs, act, n_linear)
+    per_sample = (q1 - target).pow(2) + (q2 - target).pow(2)
+    return per_sample.mean()
+
+
+def actor_loss_one(
+    shared: Params,
+    task: Params,
+    critic_shared: dict[str, Params],
+    critic_task: dict[str, Params],
+    obs: torch.Tensor,
+    noise: torch.Tensor,
+    alpha: torch.Tensor,
+    n_linear_actor: int,
+    n_linear_critic: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Task actor loss ``mean(α log π(a|s) − min(Q1, Q2)(s, a))``, ``a ~ π``; aux: mean ``log π`` (for α)."""
+    action, logp, _ = policy_one(shared, task, obs, noise, n_linear_actor)
+    q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, n_linear_critic)
+    per_sample = alpha * logp - torch.minimum(q1, q2)
+    return per_sample.mean(), logp.mean().detach()

@@ -1,0 +1,302 @@
+"""Multi-task SAC whose shared-trunk gradients go through a gradient aggregator (IMGrad, CAGrad, ...).
+
+Per update (cleanrl order): critic (twin Q, clipped double-Q target from target nets, per-task α), then actor,
+then the per-task temperatures, then Polyak averaging of the targets. For the critic and the actor, each task's
+loss depends only on its own samples, so the K per-task gradients of the shared trunk come from **one**
+vectorised pass, ``vmap(grad_and_value(loss_one))`` over the task axis, at about the cost of one backward
+(``per_task_grads="loop"`` gives the reference code's K backward passes, for tests and the benchmark).
+
+Gradient routing for each of ``aggregate_on`` (``critic``, ``actor``): the trunk gets the aggregator's direction
+(on the scale of the mean gradient ``g0 = mean_i g_i``); each per-task parameter (head) gets ``∇L_i / K``, its own
+task's gradient of the mean loss ``(1/K) Σ_i L_i``. So ``aggregator=ls`` is exactly SAC on the mean loss. A loss
+not in ``aggregate_on`` uses the mean gradient without calling the aggregator. A degenerate ``G`` (NaN/Inf,
+``result.skipped``) skips that optimiser step and is counted.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import grad_and_value, vmap
+
+from mtrl.agents.losses import actor_loss_one, critic_loss_one, policy_one, twin_q_one
+from mtrl.agents.networks import TaskMLP
+from mtrl.aggregators import Aggregator, AggregatorResult, per_task_gradients
+
+
+def _leaves(tree: Any) -> list[torch.Tensor]:
+    """Tensors of a nested dict in insertion order (the order torch.func returns gradients in)."""
+    if isinstance(tree, dict):
+        return [t for v in tree.values() for t in _leaves(v)]
+    return [tree]
+
+
+def _detached(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _detached(v) for k, v in tree.items()}
+    return tree.detach()
+
+
+@dataclass
+class SACConfig:
+    """Hyperparameters (defaults: SPEC §4, facebookresearch/mtrl MT10 SAC)."""
+
+    hidden_dim: int = 400
+    num_layers: int = 3
+    arch: str = "multihead"
+    lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    init_alpha: float = 1.0
+    target_entropy: float | None = None  # None: −|A|
+    aggregate_on: tuple[str, ...] = ("critic", "actor")
+    per_task_grads: str = "vmap"  # vmap | loop
+
+
+@dataclass
+class UpdateInfo:
+    """What one update reports: scalar metrics and the aggregator results (by loss name)."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    results: dict[str, AggregatorResult] = field(default_factory=dict)
+    critic_losses: np.ndarray | None = None
+    actor_losses: np.ndarray | None = None
+    alphas: np.ndarray | None = None
+
+
+class MultiTaskSAC:
+    """Multi-task SAC over ``num_tasks`` tasks, batches laid out ``[K, B, ...]``.
+
+    Args:
+        obs_dim, act_dim: single-env observation and action sizes (actions in [−1, 1]).
+        num_tasks: K.
+        cfg: :class:`SACConfig`.
+        aggregators: ``{"critic": agg, "actor": agg}`` for the losses in ``cfg.aggregate_on`` (separate instances:
+            stateful methods keep per-loss state).
+        device: torch device of the networks.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        num_tasks: int,
+        cfg: SACConfig,
+        aggregators: dict[str, Aggregator],
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.cfg, self.K, self.act_dim, self.device = cfg, num_tasks, act_dim, torch.device(device)
+        if cfg.per_task_grads not in ("vmap", "loop"):
+            raise ValueError(f"per_task_grads must be 'vmap' or 'loop', got {cfg.per_task_grads!r}")
+        bad = sorted(set(cfg.aggregate_on) - {"critic", "actor"})
+        if bad:
+            raise ValueError(f"agent.aggregate_on: unknown loss(es) {bad}; valid: critic, actor")
+        mlp = dict(hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, num_tasks=num_tasks, arch=cfg.arch)
+        self.actor = TaskMLP(obs_dim, 2 * act_dim, **mlp).to(self.device)
+        self.q1 = TaskMLP(obs_dim + act_dim, 1, **mlp).to(self.device)
+        self.q2 = TaskMLP(obs_dim + act_dim, 1, **mlp).to(self.device)
+        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
+        for p in [*self.q1_target.parameters(), *self.q2_target.parameters()]:
+            p.requires_grad_(False)
+        self.log_alpha = torch.full((num_tasks,), float(np.log(cfg.init_alpha)), device=self.device,
+                                    requires_grad=True)  # fmt: skip
+        self.target_entropy = -float(act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.aggregators = {k: v for k, v in aggregators.items() if k in cfg.aggregate_on}
+        self.n_actor, self.n_critic = self.actor.n_linear, self.q1.n_linear
+        self.n_updates = 0
+        self.n_skipped = {"critic": 0, "actor": 0}
+
+    # ------------------------------------------------------------------ parameter views
+    def _critic_params(self, target: bool = False) -> tuple[dict, dict]:
+        a, b = (self.q1_target, self.q2_target) if target else (self.q1, self.q2)
+        return {"q1": dict(a.shared), "q2": dict(b.shared)}, {"q1": dict(a.task), "q2": dict(b.task)}
+
+    def _actor_params(self) -> tuple[dict, dict]:
+        return dict(self.actor.shared), dict(self.actor.task)
+
+    def alphas(self) -> torch.Tensor:
+        """Current per-task temperatures ``α_i = exp(log α_i)``."""
+        return self.log_alpha.detach().exp()
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, generator: torch.Generator | None = None, deterministic: bool = False) -> np.ndarray:
+        """Actions ``[K, A]`` for observations ``[K, obs]`` (sub-env k is task k)."""
+        x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device).reshape(self.K, 1, -1)
+        noise = torch.randn((self.K, 1, self.act_dim), generator=generator).to(self.device)
+        a_sh, a_tk = self._actor_params()
+        action, _, mean_action = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, x, noise, self.n_actor)
+        out = mean_action if deterministic else action
+        return out.reshape(self.K, self.act_dim).cpu().numpy()
+
+    # ------------------------------------------------------------------ per-task gradients
+    def critic_task_grads(self, obs, act, target) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """``(G [K, P_shared], per-task param grads (rows = ∇L_i), losses [K])`` of the critic."""
+        c_sh, c_tk = self._critic_params()
+        if self.cfg.per_task_grads == "vmap":
+            fn = vmap(grad_and_value(critic_loss_one, argnums=(0, 1)), in_dims=(None, 0, 0, 0, 0, None))
+            (g_sh, g_tk), losses = fn(c_sh, c_tk, obs, act, target, self.n_critic)
+            return self._stack(_leaves(g_sh)), _leaves(g_tk), losses.detach()
+        losses = vmap(critic_loss_one, in_dims=(None, 0, 0, 0, 0, None))(c_sh, c_tk, obs, act, target, self.n_critic)
+        return self._loop(losses, _leaves(c_sh), _leaves(c_tk))
+
+    def actor_task_grads(self, obs, noise, alpha) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, Any]:
+        """``(G, per-task param grads, losses [K], mean log π [K])`` of the actor (critic held fixed)."""
+        a_sh, a_tk = self._actor_params()
+        c_sh, c_tk = (_detached(t) for t in self._critic_params())
+        args = (a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor, self.n_critic)
+        dims = (None, 0, None, 0, 0, 0, 0, None, None)
+        if self.cfg.per_task_grads == "vmap":
+            fn = vmap(grad_and_value(actor_loss_one, argnums=(0, 1), has_aux=True), in_dims=dims)
+            (g_sh, g_tk), (losses, logp) = fn(*args)
+            return self._stack(_leaves(g_sh)), _leaves(g_tk), losses.detach(), logp
+        losses, logp = vmap(actor_loss_one, in_dims=dims)(*args)
+        G, g_tk, losses = self._loop(losses, _leaves(a_sh), _leaves(a_tk))
+        return G, g_tk, losses, logp.detach()
+
+    def _stack(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        if not grads:
+            return torch.zeros((self.K, 0), device=self.device)
+        return torch.cat([g.reshape(self.K, -1) for g in grads], dim=1)
+
+    def _loop(self, losses: torch.Tensor, shared: list[torch.Tensor], task: list[torch.Tensor]):
+        """The reference code's way: K backward passes through the whole batch's graph, one per task loss."""
+        G = per_task_gradients(list(losses), shared) if shared else self._stack([])
+        g_tk = list(torch.autograd.grad(losses.sum(), task)) if task else []
+        return G, g_tk, losses.detach()
+
+    # ------------------------------------------------------------------ applying gradients
+    def _apply(
+        self, name: str, opt: torch.optim.Optimizer, shared: list[torch.Tensor], task: list[torch.Tensor],
+        G: torch.Tensor, g_task: list[torch.Tensor], losses: torch.Tensor, info: UpdateInfo,
+    ) -> None:  # fmt: skip
+        agg = self.aggregators.get(name)
+        skipped = False
+        if shared:
+            if agg is not None:
+                t0 = time.perf_counter()
+                res = agg(G, losses=losses)
+                agg_ms = 1e3 * (time.perf_counter() - t0)
+                info.metrics["aggregator_ms"] = info.metrics.get("aggregator_ms", 0.0) + agg_ms
+                info.results[name] = res
+                direction, skipped = res.direction, res.skipped
+            else:
+                direction = G.mean(dim=0)
+            offset = 0
+            for p in shared:
+                n = p.numel()
+                p.grad = direction[offset : offset + n].view_as(p).to(p.dtype).clone()
+                offset += n
+        for p, g in zip(task, g_task):
+            p.grad = g / self.K
+        if skipped:
+            self.n_skipped[name] += 1
+            opt.zero_grad(set_to_none=True)
+            return
+        opt.step()
+
+    # ------------------------------------------------------------------ one update
+    def update(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> UpdateInfo:
+        """One SAC update on a ``[K, B, ...]`` batch (keys obs, action, reward, next_obs, terminated)."""
+        cfg, K = self.cfg, self.K
+        obs, act, rew = batch["obs"], batch["action"], batch["reward"]
+        next_obs, term = batch["next_obs"], batch["terminated"]
+        B = obs.shape[1]
+        info = UpdateInfo()
+        alpha = self.alphas()
+
+        # --- critic: y = r + γ (1 − terminated) (min Q̄(s', a') − α log π(a'|s')); truncation bootstraps
+        with torch.no_grad():
+            noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
+            a_sh, a_tk = self._actor_params()
+            next_a, next_logp, _ = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, next_obs, noise,
+                                                                                   self.n_actor)  # fmt: skip
+            t_sh, t_tk = self._critic_params(target=True)
+            tq1, tq2 = vmap(twin_q_one, in_dims=(None, 0, 0, 0, None))(t_sh, t_tk, next_obs, next_a, self.n_critic)
+            target = rew + cfg.gamma * (1.0 - term) * (torch.minimum(tq1, tq2) - alpha[:, None] * next_logp)
+        G, g_tk, closs = self.critic_task_grads(obs, act, target)
+        c_sh, c_tk = self._critic_params()
+        self._apply("critic", self.critic_opt, _leaves(c_sh), _leaves(c_tk), G, g_tk, closs, info)
+
+        # --- actor: min E[α log π − min Q], critic fixed
+        noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
+        G, g_tk, aloss, logp = self.actor_task_grads(obs, noise, alpha)
+        a_sh, a_tk = self._actor_params()
+        self._apply("actor", self.actor_opt, _leaves(a_sh), _leaves(a_tk), G, g_tk, aloss, info)
+
+        # --- per-task temperature: each α_i its own loss −α_i (log π_i + H̄)
+        alpha_loss = -(self.log_alpha.exp() * (logp.detach() + self.target_entropy)).sum()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        # --- targets (Polyak)
+        with torch.no_grad():
+            for tgt, src in ((self.q1_target, self.q1), (self.q2_target, self.q2)):
+                for pt, ps in zip(tgt.parameters(), src.parameters()):
+                    pt.lerp_(ps, cfg.tau)
+
+        # --- after-step hooks of the aggregators (loss-based methods want the losses after the step)
+        for name, agg in self.aggregators.items():
+            losses = closs if name == "critic" else aloss
+            if agg.uses_losses:
+                losses = self._post_step_losses(name, obs, act, target, noise, alpha)
+            agg.step(losses)
+
+        self.n_updates += 1
+        info.critic_losses, info.actor_losses = closs.cpu().numpy(), aloss.cpu().numpy()
+        info.alphas = self.alphas().cpu().numpy()
+        info.metrics.update(critic_loss=float(closs.mean()), actor_loss=float(aloss.mean()),
+                            alpha_loss=float(alpha_loss.detach()) / K, entropy=float(-logp.mean()))  # fmt: skip
+        return info
+
+    @torch.no_grad()
+    def _post_step_losses(self, name, obs, act, target, noise, alpha) -> torch.Tensor:
+        c_sh, c_tk = self._critic_params()
+        if name == "critic":
+            return vmap(critic_loss_one, in_dims=(None, 0, 0, 0, 0, None))(c_sh, c_tk, obs, act, target, self.n_critic)
+        a_sh, a_tk = self._actor_params()
+        dims = (None, 0, None, 0, 0, 0, 0, None, None)
+        return vmap(actor_loss_one, in_dims=dims)(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor,
+                                                  self.n_critic)[0]  # fmt: skip
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, optimisers, log α, aggregator states and counters."""
+        return {
+            "actor": self.actor.state_dict(),
+            "q1": self.q1.state_dict(),
+            "q2": self.q2.state_dict(),
+            "q1_target": self.q1_target.state_dict(),
+            "q2_target": self.q2_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "aggregators": {k: a.state_dict() for k, a in self.aggregators.items()},
+            "n_updates": self.n_updates,
+            "n_skipped": dict(self.n_skipped),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (shapes must match: checked by the checkpoint's fingerprint first)."""
+        for k in ("actor", "q1", "q2", "q1_target", "q2_target"):
+            getattr(self, k).load_state_dict(state[k])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        for k, a in self.aggregators.items():
+            a.load_state_dict(state["aggregators"][k])
+        self.n_updates = int(state["n_updates"])
+        self.n_skipped = dict(state["n_skipped"])

@@ -1,0 +1,373 @@
+"""Multi-task SAC on Meta-World MT10 (or MT1, or the fake env) with a pluggable gradient aggregator.
+
+    python -m mtrl.train env=mt10 agent.aggregator=imgrad
+    python -m mtrl.train env=mt10 agent.aggregator=cagrad agent.aggregator_kwargs.c=0.9 experiment=quick
+
+Reads top to bottom like cleanrl's ``sac_continuous_action.py``: config check -> seeding -> envs -> agent (with its
+aggregators) -> replay -> resume -> loop (collect, update, log, evaluate, checkpoint). Each step is one call into
+a small module: ``mtrl.envs``, ``mtrl.agents``, ``mtrl.logging`` (tags, eval.jsonl), ``mtrl.checkpoint``,
+``mtrl.seeding``. Outputs go to Hydra's run directory: ``.hydra/``, ``tb/``, ``eval.jsonl``, ``checkpoints/``,
+``resolved_config.yaml``, ``train.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mtrl import seeding
+from mtrl._paths import config_dir
+from mtrl.agents import ARCHS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
+from mtrl.aggregators import make_aggregator
+from mtrl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from mtrl.envs import (
+    PROTOCOLS,
+    env_get_state,
+    env_set_state,
+    evaluate,
+    make_envs,
+    step_success,
+    task_names,
+    true_next_obs,
+)
+from mtrl.logging import RunLogger
+
+log = logging.getLogger("mtrl.train")
+PROG = "mtrl.train"
+EVAL_SEED_OFFSET = 10_000  # evaluation envs get their own seed: seed + 10000
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; reported as one line before any environment is built."""
+
+
+# ====================================================================== config checks (before anything is built)
+def check_config(cfg: DictConfig) -> None:
+    """Reject impossible configurations with one clear sentence (raises :class:`ConfigError`)."""
+    e, a, t = cfg.env, cfg.agent, cfg.train
+    if e.name not in PROTOCOLS:
+        raise ConfigError(f"unknown env {e.name!r}; valid: {', '.join(PROTOCOLS)}")
+    if e.name == "mt1":
+        from mtrl.envs import metaworld_task_names
+
+        if e.get("task") not in metaworld_task_names():
+            raise ConfigError(f"unknown Meta-World task env.task={e.get('task')!r} (e.g. reach-v3, push-v3)")
+    if a.arch not in ARCHS:
+        raise ConfigError(f"unknown architecture agent.arch={a.arch!r}; valid: {', '.join(ARCHS)}")
+    bad = sorted(set(a.aggregate_on) - {"critic", "actor"})
+    if bad:
+        raise ConfigError(f"agent.aggregate_on: unknown loss(es) {', '.join(map(str, bad))}; valid: critic, actor")
+    try:
+        make_aggregator(str(a.aggregator), **_kwargs(a))
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"agent.aggregator: {err}") from None
+    if a.per_task_grads not in ("vmap", "loop"):
+        raise ConfigError(f"agent.per_task_grads must be vmap or loop, got {a.per_task_grads!r}")
+    K = len(task_names(e))
+    positive = {
+        "train.steps_per_task": t.steps_per_task, "train.eval_every": t.eval_every, "train.log_every": t.log_every,
+        "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
+        "agent.batch_size_per_task": a.batch_size_per_task, "agent.hidden_dim": a.hidden_dim,
+        "agent.num_layers": a.num_layers, "agent.buffer_capacity": a.buffer_capacity, "agent.lr": a.lr,
+        "agent.alpha_lr": a.alpha_lr, "agent.init_alpha": a.init_alpha, "env.eval_episodes": e.eval_episodes,
+        "env.max_episode_steps": e.max_episode_steps,
+    }  # fmt: skip
+    if e.name == "fake":
+        positive["env.num_tasks"] = e.num_tasks
+    for key, value in positive.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            raise ConfigError(f"{key} must be a positive number, got {value!r}")
+    if not (isinstance(t.warmup_steps_per_task, int) and t.warmup_steps_per_task >= 0):
+        raise ConfigError(f"train.warmup_steps_per_task must be an integer >= 0, got {t.warmup_steps_per_task!r}")
+    if a.batch_size is not None and (a.batch_size <= 0 or a.batch_size % K):
+        raise ConfigError(f"agent.batch_size={a.batch_size} must be a positive multiple of the {K} tasks")
+    if a.buffer_capacity < K:
+        raise ConfigError(f"agent.buffer_capacity={a.buffer_capacity} is smaller than the {K} tasks")
+    if not (0 < a.gamma <= 1 and 0 < a.tau <= 1):
+        raise ConfigError(f"need 0 < agent.gamma <= 1 and 0 < agent.tau <= 1, got {a.gamma}, {a.tau}")
+    _device(str(cfg.device))
+    if t.progress not in ("auto", True, False):
+        raise ConfigError(f"train.progress must be auto, true or false, got {t.progress!r}")
+
+
+def _kwargs(agent_cfg: DictConfig) -> dict[str, Any]:
+    kw = agent_cfg.aggregator_kwargs
+    return {} if kw is None else dict(OmegaConf.to_container(kw, resolve=True))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but CUDA is not available (use device=cpu or device=auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r} (cpu, cuda, cuda:N, auto)") from None
+
+
+def _fingerprint(cfg: DictConfig, names: list[str], obs_dim: int, act_dim: int) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it."""
+    a = cfg.agent
+    return {
+        "protocol": str(cfg.env.name), "tasks": list(names), "obs_dim": obs_dim, "act_dim": act_dim,
+        "arch": str(a.arch), "hidden_dim": int(a.hidden_dim), "num_layers": int(a.num_layers),
+        "aggregator": str(a.aggregator), "aggregate_on": [str(x) for x in a.aggregate_on],
+        "buffer_capacity": int(a.buffer_capacity), "seed": int(cfg.seed),
+    }  # fmt: skip
+
+
+# ====================================================================== the run
+def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train one multi-task SAC run described by ``cfg`` into ``out_dir``; returns a small summary."""
+    check_config(cfg)
+    out_dir = Path(out_dir)
+    t_cfg, a_cfg = cfg.train, cfg.agent
+    if t_cfg.torch_threads:
+        torch.set_num_threads(int(t_cfg.torch_threads))
+    device = _device(str(cfg.device))
+    names = task_names(cfg.env)
+    K = len(names)
+    batch_per_task = int(a_cfg.batch_size) // K if a_cfg.batch_size is not None else int(a_cfg.batch_size_per_task)
+
+    # --- seeding: python, numpy, torch globally + the run's own generators
+    rngs = seeding.seed_everything(int(cfg.seed))
+
+    # --- envs: training envs (seed) and separate evaluation envs (their own seed)
+    envs = make_envs(cfg.env, int(cfg.seed))
+    eval_envs = make_envs(cfg.env, int(cfg.seed) + EVAL_SEED_OFFSET, evaluation=True)
+    assert envs.num_envs == K, f"expected one sub-env per task ({K}), got {envs.num_envs}"
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    act_dim = int(np.prod(envs.single_action_space.shape))
+    if not (np.allclose(envs.single_action_space.low, -1) and np.allclose(envs.single_action_space.high, 1)):
+        raise ConfigError("the env's actions must lie in [-1, 1]")
+
+    # --- agent: one aggregator instance per aggregated loss (stateful methods keep per-loss state)
+    aggregators = {}
+    for i, loss_name in enumerate(a_cfg.aggregate_on):
+        aggregators[str(loss_name)] = make_aggregator(str(a_cfg.aggregator), **_kwargs(a_cfg))
+        aggregators[str(loss_name)].seed(int(cfg.seed) + i)
+    sac_cfg = SACConfig(
+        hidden_dim=int(a_cfg.hidden_dim), num_layers=int(a_cfg.num_layers), arch=str(a_cfg.arch), lr=float(a_cfg.lr),
+        alpha_lr=float(a_cfg.alpha_lr), gamma=float(a_cfg.gamma), tau=float(a_cfg.tau),
+        init_alpha=float(a_cfg.init_alpha), target_entropy=a_cfg.target_entropy,
+        aggregate_on=tuple(str(x) for x in a_cfg.aggregate_on), per_task_grads=str(a_cfg.per_task_grads),
+    )  # fmt: skip
+    agent = MultiTaskSAC(obs_dim, act_dim, K, sac_cfg, aggregators, device=device)
+
+    # --- replay: one buffer per task
+    buffer = MultiTaskReplayBuffer(K, max(1, int(a_cfg.buffer_capacity) // K), obs_dim, act_dim)
+
+    # --- logging
+    logger = RunLogger(out_dir, names, str(cfg.env.name), int(cfg.seed), str(a_cfg.aggregator),
+                       tensorboard=bool(cfg.logger.tensorboard))  # fmt: skip
+    logger.log_config(OmegaConf.to_yaml(cfg, resolve=True))
+    ckpt_dir = out_dir / "checkpoints"
+    fingerprint = _fingerprint(cfg, names, obs_dim, act_dim)
+
+    # --- start or resume
+    step = 0
+    obs, _ = envs.reset(seed=int(cfg.seed))
+    ep_return, ep_success = np.zeros(K), np.zeros(K, dtype=bool)
+    if cfg.resume not in (False, None, "false"):
+        path = _resume_path(cfg.resume, ckpt_dir)
+        if path is None:
+            log.warning("resume=true but no checkpoint in %s: starting from scratch", ckpt_dir)
+        else:
+            state = load_checkpoint(path, fingerprint)
+            agent.load_state_dict(state["agent"])
+            buffer.load_state_dict(state["buffer"])
+            seeding.set_state(rngs, state["rng"])
+            obs, exact = env_set_state(envs, state["env"], state["loop"]["obs"].numpy())
+            step = int(state["loop"]["step"])
+            if exact:
+                ep_return = state["loop"]["ep_return"].numpy().copy()
+                ep_success = state["loop"]["ep_success"].numpy().copy()
+            logger.restore_evals(step)
+            log.info("resumed from %s at step %d%s", path, step, "" if exact else " (episodes in progress restart)")
+
+    def checkpoint() -> Path:
+        payload = {
+            "fingerprint": fingerprint,
+            "agent": agent.state_dict(),
+            "buffer": buffer.state_dict(),
+            "rng": seeding.get_state(rngs),
+            "env": env_get_state(envs),
+            "loop": {"step": step, "obs": torch.as_tensor(np.asarray(obs, dtype=np.float32)),
+                     "ep_return": torch.as_tensor(ep_return), "ep_success": torch.as_tensor(ep_success)},
+            "config": OmegaConf.to_yaml(cfg, resolve=True),
+        }  # fmt: skip
+        return save_checkpoint(ckpt_dir, step, payload, int(t_cfg.keep_checkpoints))
+
+    def run_eval() -> dict[str, Any]:
+        res = evaluate(lambda o: agent.act(o, deterministic=True), eval_envs, names, int(cfg.env.eval_episodes),
+                       int(cfg.seed) + EVAL_SEED_OFFSET)  # fmt: skip
+        rec = logger.log_eval(step, step * K, res.success, res.returns)
+        log.info("eval step %d: success %.3f return %.1f", step, rec["success_rate"], rec["episode_return"])
+        return rec
+
+    # --- Ctrl-C: finish the current iteration, write a checkpoint, exit (a second Ctrl-C stops at once)
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):  # noqa: ARG001
+        stop["requested"] = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    old_handler = signal.signal(signal.SIGINT, on_sigint)
+
+    total = int(t_cfg.steps_per_task)
+    warmup = int(t_cfg.warmup_steps_per_task)
+    last_eval: dict[str, Any] | None = logger.records[-1] if logger.records else None
+    bar = _progress(t_cfg.progress, total, step)
+    t_window, steps_window, env_time = time.perf_counter(), 0, 0.0
+    try:
+        while step < total:
+            # --- collect one transition per task
+            if step < warmup:
+                actions = rngs.numpy.uniform(-1.0, 1.0, size=(K, act_dim)).astype(np.float32)
+            else:
+                actions = agent.act(obs, rngs.torch)
+            t0 = time.perf_counter()
+            next_obs, reward, terminated, truncated, infos = envs.step(actions)
+            env_time += time.perf_counter() - t0
+            buffer.add(obs, actions, reward, true_next_obs(next_obs, infos), terminated)
+            ep_return += reward
+            ep_success |= step_success(infos, K)
+            for i in np.flatnonzero(np.logical_or(terminated, truncated)):
+                logger.add_episode(int(i), float(ep_return[i]), bool(ep_success[i]))
+                ep_return[i], ep_success[i] = 0.0, False
+            obs = next_obs
+            step += 1
+            steps_window += 1
+
+            # --- one SAC update per vector step after warm-up
+            if step >= warmup:
+                t0 = time.perf_counter()
+                batch = buffer.sample(batch_per_task, rngs.numpy, device)
+                info = agent.update(batch, rngs.torch)
+                info.metrics["update_ms"] = 1e3 * (time.perf_counter() - t0)
+                logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results)
+
+            # --- log, evaluate, checkpoint
+            if step % int(t_cfg.log_every) == 0 or step == total:
+                dt = time.perf_counter() - t_window
+                sps = steps_window * K / max(dt, 1e-9)
+                logger.flush(step, {"time/sps": sps, "time/env_ms": 1e3 * env_time / max(steps_window, 1),
+                                    "train/skipped_updates": float(sum(agent.n_skipped.values()))})  # fmt: skip
+                t_window, steps_window, env_time = time.perf_counter(), 0, 0.0
+                if bar is not None:
+                    bar.set_postfix(sps=f"{sps:.0f}", success=_fmt(last_eval), refresh=False)
+            if step % int(t_cfg.eval_every) == 0 or step == total:
+                last_eval = run_eval()
+                if bar is not None:
+                    bar.set_postfix(success=_fmt(last_eval), refresh=False)
+            if step % int(t_cfg.checkpoint_every) == 0 or step == total:
+                checkpoint()
+            if bar is not None:
+                bar.update(1)
+            if stop["requested"]:
+                path = checkpoint()
+                log.warning("interrupted at step %d: checkpoint written to %s", step, path)
+                raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        if bar is not None:
+            bar.close()
+        logger.close()
+        envs.close()
+        eval_envs.close()
+    return {"step": step, "last_eval": last_eval, "out_dir": str(out_dir), "skipped": dict(agent.n_skipped)}
+
+
+def _resume_path(resume: Any, ckpt_dir: Path) -> Path | None:
+    if resume is True or resume == "true":
+        return latest_checkpoint(ckpt_dir)
+    p = Path(str(resume))
+    if p.is_dir():
+        found = latest_checkpoint(p / "checkpoints") or latest_checkpoint(p)
+        if found is None:
+            raise CheckpointError(f"resume={resume}: no checkpoint (ckpt_*.pt) in that directory")
+        return found
+    if not p.exists():
+        raise CheckpointError(f"resume={resume}: no such file or directory")
+    return p
+
+
+def _progress(setting: Any, total: int, initial: int):
+    """A tqdm bar (steps, SPS, last eval success, ETA); off when stderr is not a terminal unless forced."""
+    enabled = sys.stderr.isatty() if setting == "auto" else bool(setting)
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.05)
+
+
+def _fmt(rec: dict[str, Any] | None) -> str:
+    return "-" if rec is None or not math.isfinite(rec["success_rate"]) else f"{rec['success_rate']:.2f}"
+
+
+# ====================================================================== command line
+def _error(msg: str) -> None:
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _rewrite_argv(argv: list[str]) -> list[str]:
+    """``agent.aggregator_kwargs.<k>=<v>`` adds a key to an open dict: Hydra needs ``++`` for that."""
+    return ["++" + a if a.startswith("agent.aggregator_kwargs.") else a for a in argv]
+
+
+def _precheck(overrides: list[str]) -> None:
+    """Compose the config and check it before Hydra makes a run directory, so mistakes cost one line."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=user)
+        check_config(cfg)
+    except (HydraException, OmegaConfBaseException) as err:
+        _error(" ".join(str(err).split("\n")[:1] + [ln.strip() for ln in str(err).split("\n")[1:3] if "Key" in ln]))
+    except ConfigError as err:
+        _error(str(err))
+
+
+def _hydra_entry() -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+    def _main(cfg: DictConfig) -> None:
+        try:
+            train(cfg, HydraConfig.get().runtime.output_dir)
+        except (ConfigError, CheckpointError) as err:
+            _error(str(err))
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    _main()
+
+
+def main() -> None:
+    """``python -m mtrl.train [overrides]``: one-line errors for bad configs, then Hydra runs :func:`train`."""
+    sys.argv = [sys.argv[0], *_rewrite_argv(sys.argv[1:])]
+    args = sys.argv[1:]
+    if not any(a.startswith("-") for a in args):
+        _precheck(args)
+    _hydra_entry()
+
+
+if __name__ == "__main__":
+    main()
