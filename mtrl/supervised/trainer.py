@@ -1,0 +1,507 @@
+"""Supervised multi-task training with a pluggable gradient aggregator (SPEC §6).
+
+Reads top to bottom: config check -> seeding -> data -> model -> aggregator/optimiser -> resume -> epochs (train
+with the aggregator on the shared parameters, evaluate, log, checkpoint). Per iteration:
+
+1. forward, one loss per task (``mtrl.supervised.metrics``);
+2. ``aggregate_backward``: ``G`` = per-task gradients of the *shared* parameters (``shared=backbone`` or
+   ``backbone+attention``, see ``mtrl.supervised.models``), combined by the aggregator, written times ``K``
+   (``grad_scale=K``, the sum-of-losses scale of the reference code) or as is (``grad_scale=1``); every other
+   parameter gets the gradient of ``Σ_i L_i``, i.e. each head (and each attention mask when it is not shared) its
+   own task's gradient;
+3. ``optimizer.step()`` unless the aggregator skipped a degenerate input (counted in ``train/skipped_updates``);
+4. ``aggregator.step(losses)``: methods that read losses get them re-evaluated at the updated parameters on the
+   same batch (as FAMO's trainer does); the others get the losses of step 1.
+
+Outputs in the run directory: ``tb/`` (TensorBoard), ``metrics.jsonl`` (one line per epoch: test metrics, Δm%,
+mean train losses), ``checkpoints/ckpt_<iteration>.pt``, ``resolved_config.yaml``.
+
+TensorBoard tags: ``train/<task>_loss``, ``train/lr``, ``train/skipped_updates``, ``time/iter_ms``,
+``time/aggregator_ms``, ``aggregator/weight/<task>``, ``aggregator/grad_norm/<task>``,
+``aggregator/cos_to_direction/<task>``, ``aggregator/imbalance_ratio``, ``aggregator/cos_theta``,
+``aggregator/conflict_frac``, ``aggregator/pareto_failure``, ``aggregator/solver_ms`` (window means, x = iteration);
+``test/<metric>``, ``test/<task>_loss``, ``test/delta_m`` and ``train_epoch/<task>_loss`` (x = epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from mtrl import seeding
+from mtrl.aggregators import aggregate_backward, make_aggregator
+from mtrl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from mtrl.supervised import metrics as M
+from mtrl.supervised.data import (
+    CelebADataset,
+    DataLayoutError,
+    NpyMultiTaskDataset,
+    check_npy_root,
+    read_celeba_index,
+)
+from mtrl.supervised.models import SHARED_CHOICES, CelebACNN, MTANSegNet
+from mtrl.supervised.synthetic import WRITERS
+
+log = logging.getLogger("mtrl.supervised")
+BENCHMARKS = ("nyuv2", "cityscapes", "celeba")
+METRICS_FILE = "metrics.jsonl"
+_AGG_SCALARS = ("imbalance_ratio", "cos_theta", "conflict_frac", "pareto_failure", "solver_ms")
+_AGG_LISTS = {"weights": "weight", "grad_norms": "grad_norm", "cos_to_direction": "cos_to_direction"}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; reported as one line before anything is built."""
+
+
+# ====================================================================== config
+def _kwargs(cfg: DictConfig) -> dict[str, Any]:
+    kw = cfg.get("aggregator_kwargs") or {}
+    return OmegaConf.to_container(kw, resolve=True) if isinstance(kw, DictConfig) else dict(kw)  # type: ignore
+
+
+def task_names(cfg: DictConfig) -> list[str]:
+    """Task names of the configured benchmark (CelebA: its 40 attribute names)."""
+    if cfg.benchmark.name == "celeba":
+        from mtrl.supervised.synthetic import CELEBA_ATTRIBUTES
+
+        return list(CELEBA_ATTRIBUTES[: int(cfg.benchmark.n_tasks)])
+    return list(cfg.benchmark.tasks)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject impossible configurations with one sentence (:class:`ConfigError`); check a real data root."""
+    name = cfg.benchmark.name
+    if name not in BENCHMARKS:
+        raise ConfigError(f"unknown benchmark {name!r}; valid: {', '.join(BENCHMARKS)}")
+    try:
+        make_aggregator(str(cfg.aggregator), **_kwargs(cfg))
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"aggregator: {err}") from None
+    if cfg.shared not in SHARED_CHOICES:
+        raise ConfigError(f"shared must be one of {', '.join(SHARED_CHOICES)}, got {cfg.shared!r}")
+    if str(cfg.grad_scale) not in ("K", "1"):
+        raise ConfigError(f"grad_scale must be K (sum-of-losses scale) or 1 (as returned), got {cfg.grad_scale!r}")
+    positive = {"epochs": cfg.epochs, "optim.batch_size": cfg.optim.batch_size, "optim.lr": cfg.optim.lr,
+                "model.width": cfg.model.width, "train.log_every": cfg.train.log_every,
+                "train.checkpoint_every": cfg.train.checkpoint_every,
+                "train.keep_checkpoints": cfg.train.keep_checkpoints}  # fmt: skip
+    for opt in ("train.max_batches_per_epoch", "train.eval_batch_size", "optim.lr_step"):
+        v = OmegaConf.select(cfg, opt)
+        if v is not None:
+            positive[opt] = v
+    for k, v in positive.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            raise ConfigError(f"{k} must be a positive number, got {v!r}")
+    if int(cfg.train.num_workers) < 0:
+        raise ConfigError(f"train.num_workers must be >= 0, got {cfg.train.num_workers}")
+    if not cfg.data.synthetic:
+        root = None if OmegaConf.is_missing(cfg.data, "root") else cfg.data.get("root")
+        if root is None:
+            raise ConfigError(f"data.root is required for real data (or use data=synthetic); see README for {name}")
+        try:
+            if name == "celeba":
+                read_celeba_index(root)
+            else:
+                check_npy_root(root, name)
+        except DataLayoutError as err:
+            raise ConfigError(str(err)) from None
+
+
+# ====================================================================== data and model
+def _ensure_synthetic(cfg: DictConfig, run_dir: Path) -> Path:
+    """Write the synthetic data set once (``data.root`` or ``<run_dir>/synthetic_data``); reuse it if present."""
+    name = cfg.benchmark.name
+    root = Path(cfg.data.root) if cfg.data.get("root") else run_dir / "synthetic_data"
+    try:
+        read_celeba_index(root) if name == "celeba" else check_npy_root(root, name)
+        return root
+    except DataLayoutError:
+        pass
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(f"data.root {str(root)!r} is not empty and has no valid {name} layout; refusing to write")
+    s = OmegaConf.to_container(cfg.benchmark.synthetic, resolve=True)
+    WRITERS[name](root, **s, seed=0)  # type: ignore[arg-type]
+    log.info("wrote synthetic %s data to %s", name, root)
+    return root
+
+
+def build_datasets(cfg: DictConfig, run_dir: Path) -> tuple[Dataset, dict[str, Dataset]]:
+    """``(train set, {eval split: set})``: NYUv2/CityScapes evaluate on ``val`` (the papers' test split, logged
+    as ``test/``); CelebA on ``val`` and ``test``."""
+    name = cfg.benchmark.name
+    root = _ensure_synthetic(cfg, run_dir) if cfg.data.synthetic else Path(cfg.data.root)
+    if name == "celeba":
+        size = tuple(cfg.benchmark.image_size)
+        return CelebADataset(root, "train", size), {s: CelebADataset(root, s, size) for s in ("val", "test")}
+    train = NpyMultiTaskDataset(root, name, "train", augment=bool(cfg.augment))
+    return train, {"test": NpyMultiTaskDataset(root, name, "val", augment=False)}
+
+
+def build_model(cfg: DictConfig) -> MTANSegNet | CelebACNN:
+    if cfg.model.arch == "celeba_cnn":
+        return CelebACNN(int(cfg.benchmark.n_tasks), float(cfg.model.width))
+    if cfg.model.arch == "mtan_segnet":
+        tasks = dict(cfg.benchmark.tasks)
+        return MTANSegNet(tasks, int(cfg.benchmark.n_classes), float(cfg.model.width), bool(cfg.model.attention))
+    raise ConfigError(f"unknown model.arch {cfg.model.arch!r}; valid: mtan_segnet, celeba_cnn")
+
+
+def task_losses(benchmark: str, tasks: dict[str, str] | None, pred: Any, batch: dict[str, torch.Tensor]) -> list:
+    """One scalar loss per task (MTAN ``model_fit``; CelebA: BCE per attribute)."""
+    if benchmark == "celeba":
+        y = batch["attributes"]
+        per = torch.nn.functional.binary_cross_entropy_with_logits(pred, y, reduction="none").mean(0)
+        return list(per.unbind())
+    out = []
+    for t, kind in (tasks or {}).items():
+        if kind == "segmentation":
+            out.append(M.segmentation_loss(pred[t], batch["label"]))
+        elif kind == "depth":
+            out.append(M.depth_loss(pred[t], batch["depth"]))
+        else:
+            out.append(M.normal_loss(pred[t], batch["normal"]))
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DataLoader, cfg: DictConfig, device: torch.device) -> dict[str, float]:
+    """Test metrics of one split: mIoU/pixel accuracy from a confusion matrix over the split, depth and normal
+    errors and losses as means of per-batch values (SPEC §6); CelebA: F1 and accuracy per attribute and their mean."""
+    name = cfg.benchmark.name
+    tasks = None if name == "celeba" else dict(cfg.benchmark.tasks)
+    names = task_names(cfg)
+    model.eval()
+    bm = M.BatchMean()
+    conf = M.ConfusionMatrix(int(cfg.benchmark.n_classes)) if name != "celeba" else None
+    f1 = M.BinaryF1(len(names)) if name == "celeba" else None
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        pred = model(batch["image"])
+        for t, loss in zip(names, task_losses(name, tasks, pred, batch)):
+            bm.add(f"{t}_loss", float(loss))
+        if f1 is not None:
+            f1.update(pred, batch["attributes"])
+            continue
+        for t, kind in tasks.items():  # type: ignore[union-attr]
+            if kind == "segmentation":
+                conf.update(pred[t].argmax(1), batch["label"])  # type: ignore[union-attr]
+            elif kind == "depth":
+                for k, v in zip(("abs_err", "rel_err"), M.depth_errors(pred[t], batch["depth"])):
+                    bm.add(k, v)
+            else:
+                keys = ("normal_mean", "normal_median", "within_11_25", "within_22_5", "within_30")
+                for k, v in zip(keys, M.normal_errors(pred[t], batch["normal"])):
+                    bm.add(k, v)
+    out = bm.means()
+    if conf is not None:
+        out["miou"], out["pix_acc"] = conf.miou(), conf.pix_acc()
+    if f1 is not None:
+        scores, acc = f1.f1(), f1.accuracy()
+        out["f1_mean"], out["acc_mean"] = float(scores.mean()), float(acc.mean())
+        out.update({f"f1/{t}": float(v) for t, v in zip(names, scores)})
+    return out
+
+
+# ====================================================================== logging
+class _Writer:
+    """TensorBoard scalars (one tag per scalar) and ``metrics.jsonl`` (rewritten atomically)."""
+
+    def __init__(self, out_dir: Path, enabled: bool) -> None:
+        self.out_dir = out_dir
+        self.records: list[dict[str, Any]] = []
+        self.tb = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out_dir / "tb"))
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.tb is not None:
+            for k, v in values.items():
+                if v is not None and math.isfinite(float(v)):
+                    self.tb.add_scalar(k, float(v), step)
+
+    def text(self, tag: str, text: str) -> None:
+        if self.tb is not None:
+            self.tb.add_text(tag, "```yaml\n" + text + "\n```", 0)
+
+    def record(self, rec: dict[str, Any]) -> None:
+        self.records.append(rec)
+        _atomic_write(self.out_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in self.records))
+
+    def restore(self, up_to_epoch: int) -> None:
+        path = self.out_dir / METRICS_FILE
+        if path.exists():
+            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+            self.records = [r for r in map(json.loads, lines) if int(r["epoch"]) <= up_to_epoch]
+            _atomic_write(path, "".join(json.dumps(r) + "\n" for r in self.records))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.flush()
+            self.tb.close()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _window_add(window: dict[str, list[float]], tasks: list[str], res: Any) -> None:
+    stats = res.stats
+    for key in _AGG_SCALARS:
+        if stats.get(key) is not None:
+            window[f"aggregator/{key}"].append(float(stats[key]))
+    for key, short in _AGG_LISTS.items():
+        values = stats.get(key)
+        if values is not None:
+            for t, v in zip(tasks, list(values)):
+                window[f"aggregator/{short}/{t}"].append(float(v))
+
+
+def _means(window: dict[str, list[float]]) -> dict[str, float]:
+    out = {}
+    for k, vs in window.items():
+        finite = [v for v in vs if math.isfinite(v)]
+        if finite:
+            out[k] = float(np.mean(finite))
+    return out
+
+
+# ====================================================================== training
+def _device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def _resume_path(resume: Any, ckpt_dir: Path) -> Path | None:
+    if resume is False or resume in (None, "false"):
+        return None
+    if resume is True or resume == "true":
+        return latest_checkpoint(ckpt_dir)
+    p = Path(str(resume))
+    if p.is_dir():
+        found = latest_checkpoint(p / "checkpoints") or latest_checkpoint(p)
+        if found is None:
+            raise CheckpointError(f"resume={resume}: no checkpoint (ckpt_*.pt) in that directory")
+        return found
+    if not p.exists():
+        raise CheckpointError(f"resume={resume}: no such file or directory")
+    return p
+
+
+def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, drop_single: bool) -> list[list[int]]:
+    perm = torch.randperm(n, generator=gen).tolist()
+    batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+    if drop_single and len(batches) > 1 and len(batches[-1]) == 1:
+        batches.pop()  # BatchNorm1d cannot train on one sample
+    return batches
+
+
+def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Run (or resume) one supervised multi-task training; return a summary (last metrics, Δm%, paths)."""
+    # --- config, seeding, device
+    check_config(cfg)
+    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.train.torch_threads:
+        torch.set_num_threads(int(cfg.train.torch_threads))
+    rngs = seeding.seed_everything(int(cfg.seed))
+    device = _device(str(cfg.device))
+    name = cfg.benchmark.name
+    tasks = task_names(cfg)
+    task_kinds = None if name == "celeba" else dict(cfg.benchmark.tasks)
+    K = len(tasks)
+
+    # --- data
+    train_set, eval_sets = build_datasets(cfg, out_dir)
+    bs = int(cfg.optim.batch_size)
+    ebs = int(cfg.train.eval_batch_size or bs)
+    workers = int(cfg.train.num_workers)
+    eval_loaders = {s: DataLoader(d, batch_size=ebs, shuffle=False, num_workers=workers) for s, d in eval_sets.items()}
+
+    # --- model, aggregator, optimiser
+    model = build_model(cfg).to(device)
+    shared, task_specific = model.split_parameters(str(cfg.shared))
+    aggregator = make_aggregator(str(cfg.aggregator), **_kwargs(cfg))
+    aggregator.seed(int(cfg.seed))
+    scale = float(K) if str(cfg.grad_scale) == "K" else 1.0
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.optim.lr))
+    step_size = cfg.optim.get("lr_step")
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(step_size or 10**9), gamma=float(cfg.optim.lr_gamma))
+
+    # --- resume
+    ckpt_dir = out_dir / "checkpoints"
+    fingerprint = {"benchmark": name, "tasks": ",".join(tasks), "arch": str(cfg.model.arch),
+                   "width": float(cfg.model.width), "attention": bool(cfg.model.attention), "shared": str(cfg.shared),
+                   "grad_scale": str(cfg.grad_scale), "aggregator": str(cfg.aggregator),
+                   "synthetic": bool(cfg.data.synthetic), "n_train": len(train_set)}  # fmt: skip
+    writer = _Writer(out_dir, bool(cfg.train.tensorboard))
+    epoch, batch_pos, iteration, n_skipped = 0, 0, 0, 0
+    perm_batches: list[list[int]] | None = None
+    epoch_sums = [0.0] * K
+    epoch_count = 0
+    path = _resume_path(cfg.resume, ckpt_dir)
+    if path is not None:
+        state = load_checkpoint(path, fingerprint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        aggregator.load_state_dict(state["aggregator"])
+        seeding.set_state(rngs, state["rng"])
+        epoch, batch_pos, iteration = int(state["epoch"]), int(state["batch"]), int(state["iteration"])
+        n_skipped = int(state["n_skipped"])
+        perm_batches = state["batches"]
+        epoch_sums, epoch_count = list(state["epoch_sums"]), int(state["epoch_count"])
+        writer.restore(epoch)
+        log.info("resumed from %s (epoch %d, batch %d)", path, epoch, batch_pos)
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    _atomic_write(out_dir / "resolved_config.yaml", text)
+    writer.text("config", text)
+
+    def checkpoint() -> Path:
+        payload = {
+            "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "aggregator": aggregator.state_dict(),
+            "rng": seeding.get_state(rngs), "epoch": epoch, "batch": batch_pos, "iteration": iteration,
+            "n_skipped": n_skipped, "batches": perm_batches, "epoch_sums": epoch_sums, "epoch_count": epoch_count,
+        }  # fmt: skip
+        return save_checkpoint(ckpt_dir, iteration, payload, int(cfg.train.keep_checkpoints))
+
+    stop = {"requested": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop["requested"]:  # second Ctrl-C: stop now
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        log.warning("Ctrl-C: writing a checkpoint after this iteration (Ctrl-C again to stop at once)")
+
+    in_main = sys.modules.get("threading") is None or __import__("threading").current_thread().name == "MainThread"
+    old_handler = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    total_epochs = int(cfg.epochs)
+    max_batches = cfg.train.max_batches_per_epoch
+    last: dict[str, Any] = {}
+    try:
+        while epoch < total_epochs:
+            # --- one epoch of training
+            model.train()
+            if perm_batches is None:
+                perm_batches = _epoch_batches(len(train_set), bs, rngs.torch, drop_single=name == "celeba")
+                if max_batches:
+                    perm_batches = perm_batches[: int(max_batches)]
+                batch_pos, epoch_sums, epoch_count = 0, [0.0] * K, 0
+            loader = DataLoader(train_set, batch_sampler=perm_batches[batch_pos:], num_workers=workers)
+            bar = _progress(cfg.train.progress, len(perm_batches), batch_pos, f"epoch {epoch + 1}/{total_epochs}")
+            window: dict[str, list[float]] = defaultdict(list)
+            t_iter = time.perf_counter()
+            for batch in loader:
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                pred = model(batch["image"])
+                losses = task_losses(name, task_kinds, pred, batch)
+                optimizer.zero_grad(set_to_none=True)
+                t0 = time.perf_counter()
+                res = aggregate_backward(aggregator, losses, shared, task_specific, scale=scale)
+                agg_ms = (time.perf_counter() - t0) * 1e3
+                detached = torch.stack([loss.detach() for loss in losses])
+                if res.skipped:
+                    n_skipped += 1
+                else:
+                    optimizer.step()
+                if aggregator.uses_losses:
+                    with torch.no_grad():
+                        after = torch.stack([loss.detach() for loss in task_losses(name, task_kinds, model(batch["image"]), batch)])
+                    aggregator.step(after.cpu())
+                else:
+                    aggregator.step(detached.cpu())
+                values = detached.cpu().tolist()
+                for i, t in enumerate(tasks):
+                    window[f"train/{t}_loss"].append(values[i])
+                    epoch_sums[i] += values[i]
+                epoch_count += 1
+                window["time/aggregator_ms"].append(agg_ms)
+                _window_add(window, tasks, res)
+                iteration += 1
+                batch_pos += 1
+                window["time/iter_ms"].append((time.perf_counter() - t_iter) * 1e3)
+                t_iter = time.perf_counter()
+                if iteration % int(cfg.train.log_every) == 0:
+                    writer.scalars({**_means(window), "train/skipped_updates": n_skipped,
+                                    "train/lr": optimizer.param_groups[0]["lr"]}, iteration)  # fmt: skip
+                    window = defaultdict(list)
+                if bar is not None:
+                    bar.set_postfix({t[:8]: f"{v:.3f}" for t, v in list(zip(tasks, values))[:4]}, refresh=False)
+                    bar.update(1)
+                if stop["requested"]:
+                    path = checkpoint()
+                    log.warning("interrupted at epoch %d, batch %d: checkpoint written to %s", epoch + 1, batch_pos, path)
+                    raise KeyboardInterrupt
+            if bar is not None:
+                bar.close()
+            if window:
+                writer.scalars({**_means(window), "train/skipped_updates": n_skipped,
+                                "train/lr": optimizer.param_groups[0]["lr"]}, iteration)  # fmt: skip
+            scheduler.step()
+            epoch += 1
+            perm_batches = None
+
+            # --- evaluate, log, checkpoint
+            results = {s: evaluate(model, ld, cfg, device) for s, ld in eval_loaders.items()}
+            test = results["test"]
+            dm = M.delta_m(test, name) if name in M.STL_BASES else None
+            train_means = {t: epoch_sums[i] / max(epoch_count, 1) for i, t in enumerate(tasks)}
+            rec = {"epoch": epoch, "iteration": iteration, "benchmark": name, "method": str(cfg.aggregator),
+                   "seed": int(cfg.seed), "synthetic": bool(cfg.data.synthetic), "train_loss": train_means,
+                   "test": test, "delta_m": dm, "skipped_updates": n_skipped}  # fmt: skip
+            if "val" in results:
+                rec["val"] = results["val"]
+            writer.record(rec)
+            scal = {f"test/{k}": v for k, v in test.items() if not k.startswith("f1/")}
+            scal.update({f"test_tasks/{k[3:]}/f1": v for k, v in test.items() if k.startswith("f1/")})
+            scal.update({f"train_epoch/{t}_loss": v for t, v in train_means.items()})
+            if "val" in results:
+                scal.update({f"val/{k}": v for k, v in results["val"].items() if not k.startswith("f1/")})
+            if dm is not None:
+                scal["test/delta_m"] = dm
+            writer.scalars(scal, epoch)
+            last = rec
+            headline = (f"dm={dm:+.2f}%" if dm is not None else f"f1={test.get('f1_mean', float('nan')):.4f}")
+            log.info("epoch %d/%d  train %s  test %s  %s", epoch, total_epochs,
+                     " ".join(f"{t[:6]}={v:.4f}" for t, v in list(train_means.items())[:4]),
+                     " ".join(f"{k}={v:.4f}" for k, v in list(test.items())[:6]), headline)  # fmt: skip
+            if epoch % int(cfg.train.checkpoint_every) == 0 or epoch == total_epochs:
+                checkpoint()
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        writer.close()
+    return {"epoch": epoch, "iteration": iteration, "last": last, "out_dir": str(out_dir), "skipped": n_skipped,
+            "records": writer.records}  # fmt: skip
+
+
+def _progress(setting: Any, total: int, initial: int, desc: str):
+    """A tqdm bar over the batches of one epoch; off when stderr is not a terminal unless forced."""
+    enabled = sys.stderr.isatty() if setting == "auto" else bool(setting)
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
