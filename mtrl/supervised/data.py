@@ -134,7 +134,9 @@ def random_scale_crop(
     j = int(torch.randint(width - w + 1, (1,)))
 
     def bilinear(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x[None, :, i : i + h, j : j + w], size=(height, width), mode="bilinear", align_corners=True)[0]
+        return F.interpolate(
+            x[None, :, i : i + h, j : j + w], size=(height, width), mode="bilinear", align_corners=True
+        )[0]
 
     def nearest(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x[None, :, i : i + h, j : j + w], size=(height, width), mode="nearest")[0]
@@ -226,7 +228,9 @@ def read_celeba_index(root: str | Path) -> tuple[Path, list[str], list[str], np.
         raise DataLayoutError(f"CelebA {attr}: first line must be the image count; {hint}") from None
     names_attr = lines[1] if len(lines) > 1 else []
     rows = lines[2:]
-    bad = [i + 3 for i, r in enumerate(rows) if len(r) != len(names_attr) + 1 or any(v not in ("1", "-1") for v in r[1:])]
+    bad = [
+        i + 3 for i, r in enumerate(rows) if len(r) != len(names_attr) + 1 or any(v not in ("1", "-1") for v in r[1:])
+    ]
     if len(names_attr) != 40 or bad or len(rows) != n_declared:
         raise DataLayoutError(
             f"CelebA {attr} is malformed: {len(names_attr)} attribute names (expected 40), {len(rows)} rows "
@@ -242,7 +246,9 @@ def read_celeba_index(root: str | Path) -> tuple[Path, list[str], list[str], np.
     if [p[0] for p in prows] != files:
         raise DataLayoutError(f"CelebA: image names differ between {attr.name} and {part.name}; {hint}")
     if n_img is not None and n_img < len(files):
-        raise DataLayoutError(f"CelebA root {str(root)!r}: {len(files)} images listed but {n_img} found; {hint}; {found}")
+        raise DataLayoutError(
+            f"CelebA root {str(root)!r}: {len(files)} images listed but {n_img} found; {hint}; {found}"
+        )
     labels = (np.array([r[1:] for r in rows], dtype=np.int8) > 0).astype(np.float32)
     partition = np.array([int(p[1]) for p in prows], dtype=np.int64)
     return img_dir, names_attr, files, labels, partition

@@ -26,7 +26,14 @@ import torch.nn.functional as F
 #: Metric names in the order of the papers' tables, per benchmark.
 DENSE_METRICS: dict[str, tuple[str, ...]] = {
     "nyuv2": (
-        "miou", "pix_acc", "abs_err", "rel_err", "normal_mean", "normal_median", "within_11_25", "within_22_5",
+        "miou",
+        "pix_acc",
+        "abs_err",
+        "rel_err",
+        "normal_mean",
+        "normal_median",
+        "within_11_25",
+        "within_22_5",
         "within_30",
     ),  # fmt: skip
     "cityscapes": ("miou", "pix_acc", "abs_err", "rel_err"),
@@ -34,9 +41,7 @@ DENSE_METRICS: dict[str, tuple[str, ...]] = {
 HIGHER_IS_BETTER = {"miou", "pix_acc", "within_11_25", "within_22_5", "within_30", "f1_mean"}
 #: Single-task learning bases of SPEC §6 (from the CAGrad/Nash-MTL code; CityScapes rel_err as printed there).
 STL_BASES: dict[str, dict[str, float]] = {
-    "nyuv2": dict(
-        zip(DENSE_METRICS["nyuv2"], (0.3830, 0.6376, 0.6754, 0.2780, 25.01, 19.21, 0.3014, 0.5720, 0.6915))
-    ),
+    "nyuv2": dict(zip(DENSE_METRICS["nyuv2"], (0.3830, 0.6376, 0.6754, 0.2780, 25.01, 19.21, 0.3014, 0.5720, 0.6915))),
     "cityscapes": dict(zip(DENSE_METRICS["cityscapes"], (0.7401, 0.9316, 0.0125, 27.77))),
 }
 

@@ -75,20 +75,34 @@ class MTANSegNet(nn.Module):
         self.encoder_block = nn.ModuleList([_conv(3, f[0])] + [_conv(f[i], f[i + 1]) for i in range(4)])
         self.decoder_block = nn.ModuleList([_conv(f[0], f[0])] + [_conv(f[i + 1], f[i]) for i in range(4)])
         self.conv_block_enc = nn.ModuleList(
-            [_conv(f[0], f[0]), _conv(f[1], f[1])] + [nn.Sequential(_conv(f[i], f[i]), _conv(f[i], f[i])) for i in (2, 3, 4)]
+            [_conv(f[0], f[0]), _conv(f[1], f[1])]
+            + [nn.Sequential(_conv(f[i], f[i]), _conv(f[i], f[i])) for i in (2, 3, 4)]
         )
         self.conv_block_dec = nn.ModuleList(
-            [_conv(f[0], f[0]), _conv(f[0], f[0])] + [nn.Sequential(_conv(f[i], f[i]), _conv(f[i], f[i])) for i in (1, 2, 3)]
+            [_conv(f[0], f[0]), _conv(f[0], f[0])]
+            + [nn.Sequential(_conv(f[i], f[i]), _conv(f[i], f[i])) for i in (1, 2, 3)]
         )
         # ---- attention branch: shared conv stacks, per-task masks
         if self.attention:
             self.encoder_block_att = nn.ModuleList([_conv(f[i], f[i + 1]) for i in range(4)] + [_conv(f[4], f[4])])
-            self.decoder_block_att = nn.ModuleList([_conv(f[0], f[0])] + [_conv(f[i + 1], f[i]) for i in range(3)] + [_conv(f[4], f[4])])
+            self.decoder_block_att = nn.ModuleList(
+                [_conv(f[0], f[0])] + [_conv(f[i + 1], f[i]) for i in range(3)] + [_conv(f[4], f[4])]
+            )
             self.encoder_att = nn.ModuleDict(
-                {t: nn.ModuleList([_att(f[0], f[0], f[0])] + [_att(2 * f[i + 1], f[i + 1], f[i + 1]) for i in range(4)]) for t in tasks}
+                {
+                    t: nn.ModuleList(
+                        [_att(f[0], f[0], f[0])] + [_att(2 * f[i + 1], f[i + 1], f[i + 1]) for i in range(4)]
+                    )
+                    for t in tasks
+                }
             )
             self.decoder_att = nn.ModuleDict(
-                {t: nn.ModuleList([_att(2 * f[0], f[0], f[0])] + [_att(f[i + 1] + f[i], f[i], f[i]) for i in range(4)]) for t in tasks}
+                {
+                    t: nn.ModuleList(
+                        [_att(2 * f[0], f[0], f[0])] + [_att(f[i + 1] + f[i], f[i], f[i]) for i in range(4)]
+                    )
+                    for t in tasks
+                }
             )
         self.heads = nn.ModuleDict({t: _head(f[0], TASK_CHANNELS.get(k, self.n_classes)) for t, k in tasks.items()})
         for m in self.modules():

@@ -346,7 +346,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     scale = float(K) if str(cfg.grad_scale) == "K" else 1.0
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.optim.lr))
     step_size = cfg.optim.get("lr_step")
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(step_size or 10**9), gamma=float(cfg.optim.lr_gamma))
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=int(step_size or 10**9), gamma=float(cfg.optim.lr_gamma)
+    )
 
     # --- resume
     ckpt_dir = out_dir / "checkpoints"
@@ -428,7 +430,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     optimizer.step()
                 if aggregator.uses_losses:
                     with torch.no_grad():
-                        after = torch.stack([loss.detach() for loss in task_losses(name, task_kinds, model(batch["image"]), batch)])
+                        after = torch.stack(
+                            [loss.detach() for loss in task_losses(name, task_kinds, model(batch["image"]), batch)]
+                        )
                     aggregator.step(after.cpu())
                 else:
                     aggregator.step(detached.cpu())
@@ -452,7 +456,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     bar.update(1)
                 if stop["requested"]:
                     path = checkpoint()
-                    log.warning("interrupted at epoch %d, batch %d: checkpoint written to %s", epoch + 1, batch_pos, path)
+                    log.warning(
+                        "interrupted at epoch %d, batch %d: checkpoint written to %s", epoch + 1, batch_pos, path
+                    )
                     raise KeyboardInterrupt
             if bar is not None:
                 bar.close()
@@ -483,7 +489,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 scal["test/delta_m"] = dm
             writer.scalars(scal, epoch)
             last = rec
-            headline = (f"dm={dm:+.2f}%" if dm is not None else f"f1={test.get('f1_mean', float('nan')):.4f}")
+            headline = f"dm={dm:+.2f}%" if dm is not None else f"f1={test.get('f1_mean', float('nan')):.4f}"
             log.info("epoch %d/%d  train %s  test %s  %s", epoch, total_epochs,
                      " ".join(f"{t[:6]}={v:.4f}" for t, v in list(train_means.items())[:4]),
                      " ".join(f"{k}={v:.4f}" for k, v in list(test.items())[:6]), headline)  # fmt: skip
