@@ -108,7 +108,8 @@ def diagnostics(ctx: Context, direction: torch.Tensor, weights: torch.Tensor | N
         Gd = (ctx.G.detach().to(torch.float64) @ d).cpu().numpy()
         dnorm = float(torch.linalg.vector_norm(d))
     den = norms * dnorm
-    cos_d = np.where(den > _TINY, Gd / np.maximum(den, _TINY), 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cos_d = np.where(den > _TINY, Gd / np.maximum(den, _TINY), 0.0)
     stats: dict[str, Any] = {
         "grad_norms": norms.tolist(),
         "imbalance_ratio": ratio,
