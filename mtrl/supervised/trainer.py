@@ -322,6 +322,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     check_config(cfg)
     out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    prev_threads = torch.get_num_threads()
     if cfg.train.torch_threads:
         torch.set_num_threads(int(cfg.train.torch_threads))
     rngs = seeding.seed_everything(int(cfg.seed))
@@ -336,7 +337,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     bs = int(cfg.optim.batch_size)
     ebs = int(cfg.train.eval_batch_size or bs)
     workers = int(cfg.train.num_workers)
-    eval_loaders = {s: DataLoader(d, batch_size=ebs, shuffle=False, num_workers=workers) for s, d in eval_sets.items()}
+    eval_loaders = {
+        s: DataLoader(d, batch_size=ebs, shuffle=False, num_workers=workers, generator=torch.Generator().manual_seed(0))
+        for s, d in eval_sets.items()
+    }
 
     # --- model, aggregator, optimiser
     model = build_model(cfg).to(device)
@@ -359,6 +363,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     writer = _Writer(out_dir, bool(cfg.train.tensorboard))
     epoch, batch_pos, iteration, n_skipped = 0, 0, 0, 0
     perm_batches: list[list[int]] | None = None
+    loader_seed = 0
     epoch_sums = [0.0] * K
     epoch_count = 0
     path = _resume_path(cfg.resume, ckpt_dir)
@@ -371,7 +376,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         seeding.set_state(rngs, state["rng"])
         epoch, batch_pos, iteration = int(state["epoch"]), int(state["batch"]), int(state["iteration"])
         n_skipped = int(state["n_skipped"])
-        perm_batches = state["batches"]
+        perm_batches, loader_seed = state["batches"], int(state["loader_seed"])
         epoch_sums, epoch_count = list(state["epoch_sums"]), int(state["epoch_count"])
         writer.restore(epoch)
         log.info("resumed from %s (epoch %d, batch %d)", path, epoch, batch_pos)
@@ -384,7 +389,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "aggregator": aggregator.state_dict(),
             "rng": seeding.get_state(rngs), "epoch": epoch, "batch": batch_pos, "iteration": iteration,
-            "n_skipped": n_skipped, "batches": perm_batches, "epoch_sums": epoch_sums, "epoch_count": epoch_count,
+            "n_skipped": n_skipped, "batches": perm_batches, "loader_seed": loader_seed, "epoch_sums": epoch_sums,
+            "epoch_count": epoch_count,
         }  # fmt: skip
         return save_checkpoint(ckpt_dir, iteration, payload, int(cfg.train.keep_checkpoints))
 
@@ -411,7 +417,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 if max_batches:
                     perm_batches = perm_batches[: int(max_batches)]
                 batch_pos, epoch_sums, epoch_count = 0, [0.0] * K, 0
-            loader = DataLoader(train_set, batch_sampler=perm_batches[batch_pos:], num_workers=workers)
+                loader_seed = int(torch.randint(2**62, (1,), generator=rngs.torch))
+            # the loader's own generator (worker seeds) keeps the global RNG, which augmentation draws from, untouched
+            gen = torch.Generator().manual_seed(loader_seed + batch_pos)
+            loader = DataLoader(train_set, batch_sampler=perm_batches[batch_pos:], num_workers=workers, generator=gen)
             bar = _progress(cfg.train.progress, len(perm_batches), batch_pos, f"epoch {epoch + 1}/{total_epochs}")
             window: dict[str, list[float]] = defaultdict(list)
             t_iter = time.perf_counter()
@@ -499,6 +508,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
         writer.close()
+        torch.set_num_threads(prev_threads)
     return {"epoch": epoch, "iteration": iteration, "last": last, "out_dir": str(out_dir), "skipped": n_skipped,
             "records": writer.records}  # fmt: skip
 

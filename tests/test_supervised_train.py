@@ -1,0 +1,160 @@
+"""Supervised training on synthetic data: every task loss falls (ls, cagrad, imgrad on NYUv2 and CityScapes),
+logs and metrics.jsonl, exact resume (also after Ctrl-C mid-epoch), refused checkpoints, CelebA, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from mtrl._paths import config_dir
+from mtrl.checkpoint import CheckpointError, list_checkpoints
+from mtrl.supervised import trainer
+from mtrl.supervised.trainer import ConfigError, train
+
+SMALL = [
+    "data=synthetic", "model.width=0.125", "benchmark.synthetic.n_train=16", "benchmark.synthetic.n_val=4",
+    "optim.batch_size=2", "optim.lr=5e-3", "train.torch_threads=1", "train.progress=false",
+]  # fmt: skip
+DENSE = ["benchmark.synthetic.height=32", "benchmark.synthetic.width=64"]  # 32x64 images
+
+
+def _cfg(out: Path, *overrides: str, tensorboard: bool = False):
+    dense = [] if "benchmark=celeba" in overrides else DENSE
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(
+            config_name="supervised",
+            overrides=[*SMALL, *dense, f"train.tensorboard={str(tensorboard).lower()}", f"out_dir={out}", *overrides],
+        )
+
+
+@pytest.fixture(scope="module")
+def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One synthetic data set per benchmark, shared by the runs (written by the trainer itself)."""
+    return {b: tmp_path_factory.mktemp(f"data_{b}") / "data" for b in ("nyuv2", "cityscapes")}
+
+
+@pytest.mark.parametrize("benchmark", ["nyuv2", "cityscapes"])
+@pytest.mark.parametrize("method", ["ls", "cagrad", "imgrad"])
+def test_every_task_loss_falls(tmp_path: Path, data_roots: dict[str, Path], benchmark: str, method: str) -> None:
+    cfg = _cfg(tmp_path, f"benchmark={benchmark}", f"aggregator={method}", "epochs=5",
+               f"data.root={data_roots[benchmark]}")  # fmt: skip
+    out = train(cfg, tmp_path)
+    first, last = out["records"][0]["train_loss"], out["records"][-1]["train_loss"]
+    assert set(first) == set(cfg.benchmark.tasks)
+    for task in first:
+        assert last[task] < 0.97 * first[task], (task, first[task], last[task])
+    assert out["skipped"] == 0
+
+
+def test_logs_metrics_jsonl_and_tensorboard(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, "benchmark=nyuv2", "aggregator=imgrad", "epochs=2", "train.log_every=4", tensorboard=True)
+    train(cfg, tmp_path)
+    records = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and records[-1]["iteration"] == 16
+    test = records[-1]["test"]
+    for k in ("miou", "pix_acc", "abs_err", "rel_err", "normal_mean", "normal_median", "within_11_25", "within_30"):
+        assert k in test and test[k] == test[k]  # present and not NaN
+    from mtrl.supervised.metrics import delta_m
+
+    assert records[-1]["delta_m"] == pytest.approx(delta_m(test, "nyuv2"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in ("train/segmentation_loss", "train/normal_loss", "test/delta_m", "test/miou", "aggregator/cos_theta",
+                "aggregator/imbalance_ratio", "aggregator/conflict_frac", "aggregator/pareto_failure",
+                "aggregator/weight/depth", "aggregator/grad_norm/normal", "time/iter_ms"):  # fmt: skip
+        assert tag in tags, tag
+    assert [e.step for e in acc.Scalars("train/depth_loss")] == [4, 8, 12, 16]
+
+
+def _params(path: Path) -> dict[str, torch.Tensor]:
+    from mtrl.checkpoint import load_checkpoint
+
+    return load_checkpoint(list_checkpoints(path / "checkpoints")[-1])["model"]
+
+
+def test_resume_matches_an_uninterrupted_run_also_after_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    common = ("benchmark=cityscapes", "aggregator=cagrad", "augment=true")
+    full = train(_cfg(tmp_path / "full", *common, "epochs=2"), tmp_path)
+    # 1 epoch, then resume to 2
+    train(_cfg(tmp_path / "split", *common, "epochs=1"), tmp_path)
+    resumed = train(_cfg(tmp_path / "split", *common, "epochs=2", "resume=true"), tmp_path)
+    # Ctrl-C at the 11th iteration (mid-epoch 2): a checkpoint is written, then resume
+    real = trainer.aggregate_backward
+    calls = {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "aggregate_backward", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tmp_path / "ctrlc", *common, "epochs=2"), tmp_path)
+    monkeypatch.setattr(trainer, "aggregate_backward", real)
+    assert list_checkpoints(tmp_path / "ctrlc" / "checkpoints")[-1].name == "ckpt_0000000011.pt"
+    after = train(_cfg(tmp_path / "ctrlc", *common, "epochs=2", "resume=true"), tmp_path)
+    for run in (resumed, after):
+        assert [r["test"] for r in run["records"]] == [r["test"] for r in full["records"]]
+        assert [r["train_loss"] for r in run["records"]] == [r["train_loss"] for r in full["records"]]
+    ref = _params(tmp_path / "full")
+    for name in ("split", "ctrlc"):
+        got = _params(tmp_path / name)
+        assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_corrupt_or_mismatched_checkpoints_are_refused_and_kept(tmp_path: Path) -> None:
+    train(_cfg(tmp_path, "benchmark=cityscapes", "aggregator=ls", "epochs=1"), tmp_path)
+    with pytest.raises(CheckpointError, match="aggregator: checkpoint 'ls' vs run 'imgrad'"):
+        train(_cfg(tmp_path, "benchmark=cityscapes", "aggregator=imgrad", "epochs=2", "resume=true"), tmp_path)
+    ckpt = list_checkpoints(tmp_path / "checkpoints")[-1]
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train(_cfg(tmp_path, "benchmark=cityscapes", "aggregator=ls", "epochs=2", "resume=true"), tmp_path)
+    assert ckpt.exists() and ckpt.stat().st_size == len(data) // 2
+
+
+def test_celeba_synthetic_run(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, "benchmark=celeba", "aggregator=imgrad", "epochs=2", "benchmark.image_size=[32,32]",
+               "benchmark.synthetic.n_train=64", "optim.batch_size=16", "model.width=0.0625")  # fmt: skip
+    out = train(cfg, tmp_path)
+    rec = out["records"][-1]
+    assert len(rec["train_loss"]) == 40 and "5_o_Clock_Shadow" in rec["train_loss"]
+    assert 0.0 <= rec["test"]["f1_mean"] <= 1.0 and "f1_mean" in rec["val"] and rec["delta_m"] is None
+    first, last = out["records"][0]["train_loss"], rec["train_loss"]
+    assert sum(last.values()) < sum(first.values())
+
+
+def test_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown aggregator 'nope'"):
+        trainer.check_config(_cfg(Path("/tmp/x"), "aggregator=nope"))
+    with pytest.raises(ConfigError, match="shared must be one of"):
+        trainer.check_config(_cfg(Path("/tmp/x"), "shared=all"))
+    with pytest.raises(ConfigError, match="grad_scale"):
+        trainer.check_config(_cfg(Path("/tmp/x"), "grad_scale=3"))
+    with pytest.raises(ConfigError, match="data.root is required"):
+        trainer.check_config(_cfg(Path("/tmp/x"), "data=real"))
+
+
+def test_cli_refuses_a_bad_root_in_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mtrl.supervised.train", "benchmark=nyuv2", f"data.root={tmp_path}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mtrl.supervised.train: error: NYUv2 root")
+    assert "train/image: missing" in lines[0] and "root/{train,val}/{image,label,depth,normal}" in lines[0]
+    assert not (tmp_path / "outputs").exists()
