@@ -423,7 +423,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             loader = DataLoader(train_set, batch_sampler=perm_batches[batch_pos:], num_workers=workers, generator=gen)
             bar = _progress(cfg.train.progress, len(perm_batches), batch_pos, f"epoch {epoch + 1}/{total_epochs}")
             window: dict[str, list[float]] = defaultdict(list)
-            t_iter = time.perf_counter()
+            t_iter = t_epoch = time.perf_counter()
+            epoch_agg_ms, epoch_iters = 0.0, 0
             for batch in loader:
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 pred = model(batch["image"])
@@ -451,6 +452,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     epoch_sums[i] += values[i]
                 epoch_count += 1
                 window["time/aggregator_ms"].append(agg_ms)
+                epoch_agg_ms, epoch_iters = epoch_agg_ms + agg_ms, epoch_iters + 1
                 _window_add(window, tasks, res)
                 iteration += 1
                 batch_pos += 1
@@ -474,6 +476,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             if window:
                 writer.scalars({**_means(window), "train/skipped_updates": n_skipped,
                                 "train/lr": optimizer.param_groups[0]["lr"]}, iteration)  # fmt: skip
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            train_time = time.perf_counter() - t_epoch
             scheduler.step()
             epoch += 1
             perm_batches = None
@@ -485,7 +490,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             train_means = {t: epoch_sums[i] / max(epoch_count, 1) for i, t in enumerate(tasks)}
             rec = {"epoch": epoch, "iteration": iteration, "benchmark": name, "method": str(cfg.aggregator),
                    "seed": int(cfg.seed), "synthetic": bool(cfg.data.synthetic), "train_loss": train_means,
-                   "test": test, "delta_m": dm, "skipped_updates": n_skipped}  # fmt: skip
+                   "test": test, "delta_m": dm, "skipped_updates": n_skipped,
+                   "train_time_s": train_time, "iter_ms": 1e3 * train_time / max(epoch_iters, 1),
+                   "aggregate_backward_ms": epoch_agg_ms / max(epoch_iters, 1)}  # fmt: skip
             if "val" in results:
                 rec["val"] = results["val"]
             writer.record(rec)
@@ -499,9 +506,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             writer.scalars(scal, epoch)
             last = rec
             headline = f"dm={dm:+.2f}%" if dm is not None else f"f1={test.get('f1_mean', float('nan')):.4f}"
+            shown = M.DENSE_METRICS.get(name, ("f1_mean", "acc_mean"))
             log.info("epoch %d/%d  train %s  test %s  %s", epoch, total_epochs,
                      " ".join(f"{t[:6]}={v:.4f}" for t, v in list(train_means.items())[:4]),
-                     " ".join(f"{k}={v:.4f}" for k, v in list(test.items())[:6]), headline)  # fmt: skip
+                     " ".join(f"{k}={test[k]:.4f}" for k in shown if k in test), headline)  # fmt: skip
             if epoch % int(cfg.train.checkpoint_every) == 0 or epoch == total_epochs:
                 checkpoint()
     finally:
