@@ -158,3 +158,13 @@ def test_cli_refuses_a_bad_root_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("mtrl.supervised.train: error: NYUv2 root")
     assert "train/image: missing" in lines[0] and "root/{train,val}/{image,label,depth,normal}" in lines[0]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_resume_from_a_run_directory_continues_there(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    train(_cfg(first, "benchmark=cityscapes", "epochs=1"), tmp_path)
+    cfg = _cfg(first, "benchmark=cityscapes", "epochs=2", f"resume={first}", "out_dir=null")
+    out = train(cfg, tmp_path / "hydra_dir")  # Hydra's fresh run directory is not used for outputs
+    assert out["out_dir"] == str(first) and [r["epoch"] for r in out["records"]] == [1, 2]
+    assert len((first / "metrics.jsonl").read_text().splitlines()) == 2
+    assert not (tmp_path / "hydra_dir" / "metrics.jsonl").exists()

@@ -308,6 +308,16 @@ def _resume_path(resume: Any, ckpt_dir: Path) -> Path | None:
     return p
 
 
+def _continued_run_dir(resume: Any) -> Path | None:
+    """``resume=<run dir or checkpoint>`` without ``out_dir``: continue writing in that run's directory."""
+    if resume is True or resume in (False, None, "true", "false"):
+        return None
+    p = Path(str(resume))
+    if p.is_file():
+        p = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    return p if p.is_dir() else None
+
+
 def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, drop_single: bool) -> list[list[int]]:
     perm = torch.randperm(n, generator=gen).tolist()
     batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -320,7 +330,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Run (or resume) one supervised multi-task training; return a summary (last metrics, Δm%, paths)."""
     # --- config, seeding, device
     check_config(cfg)
-    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else Path(out_dir)
+    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else _continued_run_dir(cfg.resume) or Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     prev_threads = torch.get_num_threads()
     if cfg.train.torch_threads:
@@ -380,6 +390,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         epoch_sums, epoch_count = list(state["epoch_sums"]), int(state["epoch_count"])
         writer.restore(epoch)
         log.info("resumed from %s (epoch %d, batch %d)", path, epoch, batch_pos)
+    elif cfg.resume not in (False, None, "false"):
+        log.warning("resume=%s: no checkpoint in %s yet, starting from scratch", cfg.resume, ckpt_dir)
     text = OmegaConf.to_yaml(cfg, resolve=True)
     _atomic_write(out_dir / "resolved_config.yaml", text)
     writer.text("config", text)
