@@ -132,7 +132,10 @@ class MultiTaskSAC:
     def act(self, obs: np.ndarray, generator: torch.Generator | None = None, deterministic: bool = False) -> np.ndarray:
         """Actions ``[K, A]`` for observations ``[K, obs]`` (sub-env k is task k)."""
         x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device).reshape(self.K, 1, -1)
-        noise = torch.randn((self.K, 1, self.act_dim), generator=generator).to(self.device)
+        if deterministic:  # draws no random numbers (evaluation must not shift the training RNG streams)
+            noise = torch.zeros((self.K, 1, self.act_dim), device=self.device)
+        else:
+            noise = torch.randn((self.K, 1, self.act_dim), generator=generator).to(self.device)
         a_sh, a_tk = self._actor_params()
         action, _, mean_action = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, x, noise, self.n_actor)
         out = mean_action if deterministic else action
@@ -205,6 +208,21 @@ class MultiTaskSAC:
         opt.step()
 
     # ------------------------------------------------------------------ one update
+    @torch.no_grad()
+    def critic_target(self, reward, next_obs, terminated, noise, alpha) -> torch.Tensor:
+        """Soft clipped double-Q target ``r + γ (1 − terminated)(min_j Q̄_j(s', a') − α_i log π(a'|s'))``, ``[K, B]``.
+
+        Only termination stops bootstrapping: a time-limit truncation stores ``terminated = 0`` and ``s'`` = the true
+        last observation (``info["final_obs"]``), so it bootstraps from it.
+        """
+        a_sh, a_tk = self._actor_params()
+        next_a, next_logp, _ = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, next_obs, noise,
+                                                                               self.n_actor)  # fmt: skip
+        t_sh, t_tk = self._critic_params(target=True)
+        tq1, tq2 = vmap(twin_q_one, in_dims=(None, 0, 0, 0, None))(t_sh, t_tk, next_obs, next_a, self.n_critic)
+        soft_q = torch.minimum(tq1, tq2) - alpha[:, None] * next_logp
+        return reward + self.cfg.gamma * (1.0 - terminated) * soft_q
+
     def update(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> UpdateInfo:
         """One SAC update on a ``[K, B, ...]`` batch (keys obs, action, reward, next_obs, terminated)."""
         cfg, K = self.cfg, self.K
@@ -215,14 +233,8 @@ class MultiTaskSAC:
         alpha = self.alphas()
 
         # --- critic: y = r + γ (1 − terminated) (min Q̄(s', a') − α log π(a'|s')); truncation bootstraps
-        with torch.no_grad():
-            noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
-            a_sh, a_tk = self._actor_params()
-            next_a, next_logp, _ = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, next_obs, noise,
-                                                                                   self.n_actor)  # fmt: skip
-            t_sh, t_tk = self._critic_params(target=True)
-            tq1, tq2 = vmap(twin_q_one, in_dims=(None, 0, 0, 0, None))(t_sh, t_tk, next_obs, next_a, self.n_critic)
-            target = rew + cfg.gamma * (1.0 - term) * (torch.minimum(tq1, tq2) - alpha[:, None] * next_logp)
+        noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
+        target = self.critic_target(rew, next_obs, term, noise, alpha)
         G, g_tk, closs = self.critic_task_grads(obs, act, target)
         c_sh, c_tk = self._critic_params()
         self._apply("critic", self.critic_opt, _leaves(c_sh), _leaves(c_tk), G, g_tk, closs, info)

@@ -1,0 +1,221 @@
+"""End-to-end multi-task SAC runs on the fake env (and one real MT10 smoke): every aggregator, determinism,
+bit-for-bit resume, refusal of bad checkpoints and configs, Ctrl-C, learning."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from mtrl._paths import config_dir
+from mtrl.aggregators import AGGREGATORS
+from mtrl.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
+from mtrl.train import ConfigError, _rewrite_argv, check_config, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "env=fake", "env.num_tasks=3", "env.eval_episodes=1", "agent.hidden_dim=16", "agent.num_layers=1",
+    "agent.batch_size_per_task=8", "agent.buffer_capacity=3000", "train.warmup_steps_per_task=10",
+    "train.log_every=20", "train.eval_every=40", "train.checkpoint_every=1000", "train.torch_threads=1",
+    "train.progress=false", "logger=none",
+]  # fmt: skip
+EVAL_KEYS = {"step", "total_env_steps", "protocol", "seed", "method", "success_rate", "episode_return", "tasks"}
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def cfg_of(*overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="train", overrides=_rewrite_argv(list(overrides)))
+
+
+def run(tmp: Path, *overrides: str) -> dict:
+    return train(cfg_of(*TINY, *overrides), tmp)
+
+
+def final_state(out: Path) -> dict:
+    return load_checkpoint(latest_checkpoint(out / "checkpoints"))
+
+
+def assert_same(a, b, path="") -> None:
+    """Recursive bit-for-bit equality of checkpoint payload parts (tensors, numbers, containers)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b), f"differs at {path}"
+    elif isinstance(a, dict):
+        assert set(a) == set(b), f"keys differ at {path}"
+        for k in a:
+            assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"length differs at {path}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"differs at {path}: {a!r} vs {b!r}"
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_every_registered_aggregator_trains(tmp_path, name):
+    out = run(tmp_path, f"agent.aggregator={name}", "train.steps_per_task=30")
+    assert out["step"] == 30
+    rec = [json.loads(x) for x in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert rec[-1]["method"] == name and set(rec[-1]) == EVAL_KEYS and rec[-1]["protocol"] == "fake"
+    state = final_state(tmp_path)
+    assert all(torch.isfinite(v).all() for v in state["agent"]["actor"].values())
+
+
+def test_aggregator_kwargs_reach_the_aggregator_and_eval_jsonl_schema(tmp_path):
+    cfg = cfg_of(*TINY, "agent.aggregator=cagrad", "agent.aggregator_kwargs.c=0.9")
+    assert cfg.agent.aggregator_kwargs.c == 0.9
+    train(cfg, tmp_path)
+    lines = (tmp_path / "eval.jsonl").read_text().splitlines()
+    recs = [json.loads(x) for x in lines]
+    assert [r["step"] for r in recs] == [40, 80, 120, 160, 200, 240, 280, 300][: len(recs)]
+    r = recs[0]
+    assert set(r) == EVAL_KEYS and r["total_env_steps"] == 3 * r["step"] and r["seed"] == 1
+    assert set(r["tasks"]) == {"fake-0", "fake-1", "fake-2"}
+    assert set(r["tasks"]["fake-0"]) == {"success_rate", "episode_return"}
+
+
+def test_same_seed_twice_is_identical(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(a, "agent.aggregator=pcgrad", "train.steps_per_task=60")
+    run(b, "agent.aggregator=pcgrad", "train.steps_per_task=60")
+    sa, sb = final_state(a), final_state(b)
+    assert_same(sa["agent"], sb["agent"])
+    assert_same(sa["buffer"], sb["buffer"])
+    assert (a / "eval.jsonl").read_text() == (b / "eval.jsonl").read_text()
+    c = tmp_path / "c"
+    run(c, "agent.aggregator=pcgrad", "train.steps_per_task=60", "seed=2")
+    assert not torch.equal(final_state(c)["agent"]["actor"]["shared.w0"], sa["agent"]["actor"]["shared.w0"])
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "famo"])
+def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, name):
+    """N steps straight == N/2, save, load, N/2 more (N/2 mid-episode; randomised / stateful aggregator)."""
+    n = 130  # 65 = 2 episodes of 25 + 15 steps: the resume restores an episode in progress
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    run(straight, f"agent.aggregator={name}", f"train.steps_per_task={n}")
+    run(split, f"agent.aggregator={name}", f"train.steps_per_task={n // 2}")
+    run(split, f"agent.aggregator={name}", f"train.steps_per_task={n}", "resume=true")
+    sa, sb = final_state(straight), final_state(split)
+    assert sa["loop"]["step"] == sb["loop"]["step"] == n
+    assert_same(sa["agent"], sb["agent"])
+    assert_same(sa["buffer"], sb["buffer"])
+    assert_same(sa["rng"], sb["rng"])
+    ra = [json.loads(x) for x in (straight / "eval.jsonl").read_text().splitlines()]
+    rb = [json.loads(x) for x in (split / "eval.jsonl").read_text().splitlines() if json.loads(x)["step"] != n // 2]
+    assert ra == rb
+
+
+def test_keep_last_n_checkpoints(tmp_path):
+    run(tmp_path, "train.steps_per_task=50", "train.checkpoint_every=10", "train.keep_checkpoints=2")
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["ckpt_0000000040.pt", "ckpt_0000000050.pt"]
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_corrupt_or_mismatched_checkpoint_is_refused_and_kept(tmp_path):
+    run(tmp_path, "train.steps_per_task=20")
+    ckpt = latest_checkpoint(tmp_path / "checkpoints")
+    with pytest.raises(CheckpointError, match="does not match.*hidden_dim"):
+        run(tmp_path, "train.steps_per_task=40", "resume=true", "agent.hidden_dim=32")
+    raw = bytearray(ckpt.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    ckpt.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        run(tmp_path, "train.steps_per_task=40", "resume=true")
+    assert ckpt.exists() and ckpt.read_bytes() == bytes(raw)  # left in place, untouched
+    ckpt.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not an mtrl checkpoint"):
+        load_checkpoint(ckpt)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("agent.aggregator=nope", "unknown aggregator 'nope'"),
+        ("agent.aggregator_kwargs.bogus=1", "unknown argument"),
+        ("train.steps_per_task=0", "train.steps_per_task must be a positive"),
+        ("train.eval_every=-5", "train.eval_every must be a positive"),
+        ("agent.batch_size=100", "multiple of the 3 tasks"),
+        ("agent.arch=moe", "unknown architecture"),
+        ("agent.aggregate_on=[critic,value]", "unknown loss"),
+        ("device=cuda:7" if not torch.cuda.is_available() else "device=tpu", "device"),
+    ],
+)
+def test_bad_config_is_rejected_before_anything_is_built(override, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(cfg_of(*TINY, override))
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "mtrl.train", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=timeout)  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["agent.aggregator=nope"], ["train.steps_per_tsk=5"], ["env=mt11"]])
+def test_cli_bad_config_one_line_nonzero_exit(tmp_path, args):
+    p = _cli(*args, f"hydra.run.dir={tmp_path / 'run'}")
+    assert p.returncode != 0
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mtrl.train: error:"), p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_writes_a_checkpoint(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [*TINY, "train.steps_per_task=1000000", "train.eval_every=1000000", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.Popen([sys.executable, "-m", "mtrl.train", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 90
+    while not (tmp_path / "resolved_config.yaml").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    ckpt = latest_checkpoint(tmp_path / "checkpoints")
+    assert ckpt is not None and 0 < load_checkpoint(ckpt)["loop"]["step"] < 1000000
+
+
+def test_fake_env_learning_improves(tmp_path):
+    out = run(tmp_path, "env.num_tasks=2", "agent.hidden_dim=64", "agent.num_layers=2", "agent.batch_size_per_task=32",
+              "train.warmup_steps_per_task=200", "train.steps_per_task=1500", "train.eval_every=1500",
+              "env.eval_episodes=5", "agent.aggregator=imgrad", "train.log_every=500")  # fmt: skip
+    assert out["last_eval"]["success_rate"] >= 0.5, out["last_eval"]
+
+
+def test_real_mt10_smoke(tmp_path):
+    """The smoke preset on real MT10 (one build of MT10 for training, one for evaluation)."""
+    cfg = cfg_of("env=mt10", "experiment=smoke", "agent.aggregator=imgrad", "train.progress=false")
+    out = train(cfg, tmp_path)
+    assert out["step"] == 300
+    rec = json.loads((tmp_path / "eval.jsonl").read_text().splitlines()[-1])
+    assert rec["protocol"] == "mt10" and len(rec["tasks"]) == 10 and "peg-insert-side-v3" in rec["tasks"]
+    tags = _tb_tags(tmp_path / "tb")
+    for tag in ("eval/success_rate", "train/critic_loss", "aggregator/imbalance_ratio", "aggregator/cos_theta",
+                "aggregator/weight/reach-v3", "aggregator/grad_norm/window-close-v3", "aggregator/pareto_failure",
+                "aggregator/conflict_frac", "train_tasks/push-v3/alpha", "time/sps", "time/update_ms",
+                "time/aggregator_ms", "rollout/success_rate", "eval_tasks/reach-v3/success_rate"):  # fmt: skip
+        assert tag in tags, tag
+
+
+def _tb_tags(tb_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
