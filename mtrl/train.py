@@ -104,6 +104,22 @@ def _kwargs(agent_cfg: DictConfig) -> dict[str, Any]:
     return {} if kw is None else dict(OmegaConf.to_container(kw, resolve=True))
 
 
+def build_agent(cfg: DictConfig, obs_dim: int, act_dim: int, num_tasks: int, device: torch.device) -> MultiTaskSAC:
+    """The multi-task SAC of ``cfg.agent`` with one aggregator instance per aggregated loss (seeded from ``seed``)."""
+    a_cfg = cfg.agent
+    aggregators = {}
+    for i, loss_name in enumerate(a_cfg.aggregate_on):
+        aggregators[str(loss_name)] = make_aggregator(str(a_cfg.aggregator), **_kwargs(a_cfg))
+        aggregators[str(loss_name)].seed(int(cfg.seed) + i)
+    sac_cfg = SACConfig(
+        hidden_dim=int(a_cfg.hidden_dim), num_layers=int(a_cfg.num_layers), arch=str(a_cfg.arch), lr=float(a_cfg.lr),
+        alpha_lr=float(a_cfg.alpha_lr), gamma=float(a_cfg.gamma), tau=float(a_cfg.tau),
+        init_alpha=float(a_cfg.init_alpha), target_entropy=a_cfg.target_entropy,
+        aggregate_on=tuple(str(x) for x in a_cfg.aggregate_on), per_task_grads=str(a_cfg.per_task_grads),
+    )  # fmt: skip
+    return MultiTaskSAC(obs_dim, act_dim, num_tasks, sac_cfg, aggregators, device=device)
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -152,17 +168,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         raise ConfigError("the env's actions must lie in [-1, 1]")
 
     # --- agent: one aggregator instance per aggregated loss (stateful methods keep per-loss state)
-    aggregators = {}
-    for i, loss_name in enumerate(a_cfg.aggregate_on):
-        aggregators[str(loss_name)] = make_aggregator(str(a_cfg.aggregator), **_kwargs(a_cfg))
-        aggregators[str(loss_name)].seed(int(cfg.seed) + i)
-    sac_cfg = SACConfig(
-        hidden_dim=int(a_cfg.hidden_dim), num_layers=int(a_cfg.num_layers), arch=str(a_cfg.arch), lr=float(a_cfg.lr),
-        alpha_lr=float(a_cfg.alpha_lr), gamma=float(a_cfg.gamma), tau=float(a_cfg.tau),
-        init_alpha=float(a_cfg.init_alpha), target_entropy=a_cfg.target_entropy,
-        aggregate_on=tuple(str(x) for x in a_cfg.aggregate_on), per_task_grads=str(a_cfg.per_task_grads),
-    )  # fmt: skip
-    agent = MultiTaskSAC(obs_dim, act_dim, K, sac_cfg, aggregators, device=device)
+    agent = build_agent(cfg, obs_dim, act_dim, K, device)
 
     # --- replay: one buffer per task
     buffer = MultiTaskReplayBuffer(K, max(1, int(a_cfg.buffer_capacity) // K), obs_dim, act_dim)
