@@ -105,7 +105,7 @@ def main() -> None:
 
     print(f"# multi-task SAC update, K={args.tasks}, batch {args.tasks * args.batch_per_task} "
           f"({args.batch_per_task}/task), {args.layers} x {args.hidden}, device {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
           f"median of {args.repeats} rounds")  # fmt: skip
     base = statistics.median(times[("ls", "vmap")])
     print(f"{'method':<14} {'grads':<5} {'update ms':>10} {'ratio to ls':>12} {'aggregator ms':>14}")
