@@ -357,7 +357,11 @@ def _hydra_entry() -> None:
     @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
     def _main(cfg: DictConfig) -> None:
         try:
-            train(cfg, HydraConfig.get().runtime.output_dir)
+            # resume=<run dir> continues in that directory (its eval.jsonl, tb/ and checkpoints/)
+            resume = cfg.resume
+            resume_dir = Path(str(resume)) if resume not in (False, True, None, "true", "false") else None
+            out = resume_dir if resume_dir is not None and resume_dir.is_dir() else HydraConfig.get().runtime.output_dir
+            train(cfg, out)
         except (ConfigError, CheckpointError) as err:
             _error(str(err))
         except KeyboardInterrupt:
