@@ -102,16 +102,25 @@ def test_same_seed_twice_is_identical(tmp_path):
     assert not torch.equal(final_state(c)["agent"]["actor"]["shared.w0"], sa["agent"]["actor"]["shared.w0"])
 
 
-@pytest.mark.parametrize("name", ["pcgrad", "famo"])
+IGBV2_FAST = ("agent.aggregator_kwargs.window=5", "agent.aggregator_kwargs.random_windows=2",
+              "agent.aggregator_kwargs.update_after=1", "agent.aggregator_kwargs.update_every=10",
+              "agent.aggregator_kwargs.batch_size=16", "agent.aggregator_kwargs.hidden_dim=16")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "famo", "igbv2"])
 def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, name):
-    """N steps straight == N/2, save, load, N/2 more (N/2 mid-episode; randomised / stateful aggregator)."""
+    """N steps straight == N/2, save, load, N/2 more (N/2 mid-episode; randomised / stateful aggregator; IGBv2
+    with its own SAC training during both halves)."""
     n = 130  # 65 = 2 episodes of 25 + 15 steps: the resume restores an episode in progress
+    extra = IGBV2_FAST if name == "igbv2" else ()
     straight, split = tmp_path / "straight", tmp_path / "split"
-    run(straight, f"agent.aggregator={name}", f"train.steps_per_task={n}")
-    run(split, f"agent.aggregator={name}", f"train.steps_per_task={n // 2}")
-    run(split, f"agent.aggregator={name}", f"train.steps_per_task={n}", "resume=true")
+    run(straight, f"agent.aggregator={name}", f"train.steps_per_task={n}", *extra)
+    run(split, f"agent.aggregator={name}", f"train.steps_per_task={n // 2}", *extra)
+    run(split, f"agent.aggregator={name}", f"train.steps_per_task={n}", "resume=true", *extra)
     sa, sb = final_state(straight), final_state(split)
     assert sa["loop"]["step"] == sb["loop"]["step"] == n
+    if name == "igbv2":  # its SAC trained before and after the save
+        assert sa["agent"]["aggregators"]["critic"]["sac"]["n_updates"] > 0
     assert_same(sa["agent"], sb["agent"])
     assert_same(sa["buffer"], sb["buffer"])
     assert_same(sa["rng"], sb["rng"])

@@ -13,6 +13,7 @@ from mtrl.aggregators._famo import FAMO
 from mtrl.aggregators._graddrop import GradDrop
 from mtrl.aggregators._gradnorm_scale import GradNormScale
 from mtrl.aggregators._igb import IGBv1
+from mtrl.aggregators._igbv2 import IGBv2
 from mtrl.aggregators._imgrad import IMGrad
 from mtrl.aggregators._imgrad_nash import IMGradNash
 from mtrl.aggregators._imtl import IMTL
@@ -46,6 +47,7 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
     "imgrad_nash": IMGradNash,
     "moco": MoCo,
     "igbv1": IGBv1,
+    "igbv2": IGBv2,
 }
 
 

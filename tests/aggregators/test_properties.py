@@ -15,7 +15,7 @@ from ._inputs import CORPUS, normal
 ALL = sorted(AGGREGATORS)
 # every registered method with its defaults, plus non-default solver paths worth the same checks
 CONFIGS = {name: (name, {}) for name in ALL} | {"nashmtl[cccp]": ("nashmtl", {"solver": "cccp"})}
-DETERMINISTIC = [n for n in ALL if n not in ("rlw", "pcgrad", "graddrop")]
+DETERMINISTIC = [n for n in ALL if n not in ("rlw", "pcgrad", "graddrop", "igbv2")]
 # multiplicative factor on the direction when all rows are the same g (documented per method)
 IDENTICAL_FACTOR = {
     "ls": 1.0,
@@ -34,6 +34,7 @@ IDENTICAL_FACTOR = {
     "gradnorm_scale": 1.0,
     "threshold": 1.0,  # r = 1 <= threshold: LS
     "igbv1": 1.0,
+    "igbv2": 1.0,
     "moco": 1.0,
 }
 
