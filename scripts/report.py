@@ -382,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=20000, help="bootstrap repetitions")
     ap.add_argument("--target", default="imgrad", help="method whose probability of improvement is reported")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--max-step",
+        type=int,
+        default=None,
+        help="only evaluations at step <= N (compare runs at an equal budget when some ran longer)",
+    )
     args = ap.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"report: error: {args.sweep_dir} is not a directory", file=sys.stderr)
@@ -390,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         print("report: error: --last-k and --reps must be >= 1", file=sys.stderr)
         return 2
     runs = discover(args.sweep_dir)
+    if args.max_step is not None:
+        for r in runs:
+            keep = r.steps <= args.max_step
+            r.steps, r.success = r.steps[keep], r.success[keep]
     if not any(r.ok for r in runs):
         print(
             f"report: error: no run with evaluations under {args.sweep_dir} (found {len(runs)} run directories; "

@@ -101,3 +101,13 @@ def test_learning_curves_align_runs_of_different_lengths(tmp_path: Path) -> None
 def test_report_refuses_an_empty_sweep(tmp_path: Path, capsys) -> None:
     assert report.main([str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no run with evaluations" in capsys.readouterr().err
+
+
+def test_max_step_compares_runs_at_an_equal_budget(tmp_path: Path) -> None:
+    _write_sweep(tmp_path / "sweep")
+    out = tmp_path / "report"
+    assert report.main([str(tmp_path / "sweep"), "--out", str(out), "--last-k", "1", "--reps", "200",
+                        "--max-step", "2000"]) == 0  # fmt: skip
+    rows = {r["method"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    finals = np.array([np.mean(DATA[("ls", s)][1]) for s in range(3)])  # the evaluation at step 2000
+    assert float(rows["ls"]["final_mean"]) == pytest.approx(finals.mean())
