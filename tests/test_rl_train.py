@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -77,12 +78,12 @@ def test_every_registered_aggregator_trains(tmp_path, name):
 
 
 def test_aggregator_kwargs_reach_the_aggregator_and_eval_jsonl_schema(tmp_path):
-    cfg = cfg_of(*TINY, "agent.aggregator=cagrad", "agent.aggregator_kwargs.c=0.9")
+    cfg = cfg_of(*TINY, "agent.aggregator=cagrad", "agent.aggregator_kwargs.c=0.9", "train.steps_per_task=300")
     assert cfg.agent.aggregator_kwargs.c == 0.9
     train(cfg, tmp_path)
     lines = (tmp_path / "eval.jsonl").read_text().splitlines()
     recs = [json.loads(x) for x in lines]
-    assert [r["step"] for r in recs] == [40, 80, 120, 160, 200, 240, 280, 300][: len(recs)]
+    assert [r["step"] for r in recs] == [40, 80, 120, 160, 200, 240, 280, 300]
     r = recs[0]
     assert set(r) == EVAL_KEYS and r["total_env_steps"] == 3 * r["step"] and r["seed"] == 1
     assert set(r["tasks"]) == {"fake-0", "fake-1", "fake-2"}
@@ -201,10 +202,13 @@ def test_ctrl_c_writes_a_checkpoint(tmp_path):
 
 
 def test_fake_env_learning_improves(tmp_path):
-    out = run(tmp_path, "env.num_tasks=2", "agent.hidden_dim=64", "agent.num_layers=2", "agent.batch_size_per_task=32",
-              "train.warmup_steps_per_task=200", "train.steps_per_task=1500", "train.eval_every=1500",
-              "env.eval_episodes=5", "agent.aggregator=imgrad", "train.log_every=500")  # fmt: skip
-    assert out["last_eval"]["success_rate"] >= 0.5, out["last_eval"]
+    """Success of the deterministic policy rises from ~0 (untrained) to most episodes within 2,500 steps."""
+    run(tmp_path, "env.num_tasks=2", "agent.hidden_dim=64", "agent.num_layers=2", "agent.batch_size_per_task=32",
+        "train.warmup_steps_per_task=200", "train.steps_per_task=2500", "train.eval_every=250",
+        "env.eval_episodes=5", "agent.aggregator=imgrad", "train.log_every=500")  # fmt: skip
+    success = [json.loads(x)["success_rate"] for x in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert len(success) == 10
+    assert np.mean(success[:3]) <= 0.2 and np.mean(success[-3:]) >= 0.4, success
 
 
 def test_real_mt10_smoke(tmp_path):
