@@ -213,7 +213,9 @@ def test_fake_env_learning_improves(tmp_path):
 
 def test_real_mt10_smoke(tmp_path):
     """The smoke preset on real MT10 (one build of MT10 for training, one for evaluation)."""
-    cfg = cfg_of("env=mt10", "experiment=smoke", "agent.aggregator=imgrad", "train.progress=false")
+    cfg = cfg_of(
+        "env=mt10", "experiment=smoke", "agent.aggregator=imgrad", "train.progress=false", "train.torch_threads=1"
+    )
     out = train(cfg, tmp_path)
     assert out["step"] == 300
     rec = json.loads((tmp_path / "eval.jsonl").read_text().splitlines()[-1])
