@@ -46,7 +46,10 @@ def summarise(run: dict, last_k: int) -> dict:
     test = {m: float(np.mean([r["test"][m] for r in tail])) for m in METRICS.get(bench, []) if m in tail[-1]["test"]}
     return {
         "benchmark": bench,
-        "method": recs[-1]["method"],
+        # a run directory named differently from its method (e.g. igbv1_window16) labels a variant
+        "method": recs[-1]["method"]
+        if run["dir"].name in (recs[-1]["method"], "") or not run["dir"].name.startswith(recs[-1]["method"])
+        else run["dir"].name,
         "epochs": recs[-1]["epoch"],
         "loss_ratio": {t: last[t] / first[t] for t in first},
         "test": test,
