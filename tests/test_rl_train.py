@@ -67,7 +67,7 @@ def assert_same(a, b, path="") -> None:
         assert a == b, f"differs at {path}: {a!r} vs {b!r}"
 
 
-@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+@pytest.mark.parametrize("name", sorted(AGGREGATORS) + ["igbv1+nashmtl", "dwa+imgrad"])
 def test_every_registered_aggregator_trains(tmp_path, name):
     out = run(tmp_path, f"agent.aggregator={name}", "train.steps_per_task=30")
     assert out["step"] == 30

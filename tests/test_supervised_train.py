@@ -4,6 +4,7 @@ logs and metrics.jsonl, exact resume (also after Ctrl-C mid-epoch), refused chec
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from mtrl._paths import config_dir
+from mtrl.aggregators import AGGREGATORS
 from mtrl.checkpoint import CheckpointError, list_checkpoints
 from mtrl.supervised import trainer
 from mtrl.supervised.trainer import ConfigError, train
@@ -168,3 +170,14 @@ def test_resume_from_a_run_directory_continues_there(tmp_path: Path) -> None:
     assert out["out_dir"] == str(first) and [r["epoch"] for r in out["records"]] == [1, 2]
     assert len((first / "metrics.jsonl").read_text().splitlines()) == 2
     assert not (tmp_path / "hydra_dir" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("method", sorted(AGGREGATORS) + ["igbv1+nashmtl", "dwa+imgrad"])
+def test_every_method_and_two_compositions_train(tmp_path: Path, data_roots: dict[str, Path], method: str) -> None:
+    """One short epoch of synthetic NYUv2 through each registered method: finite losses, no skipped update."""
+    cfg = _cfg(tmp_path, "benchmark=nyuv2", f"aggregator={method}", "epochs=1", "train.max_batches_per_epoch=3",
+               f"data.root={data_roots['nyuv2']}")  # fmt: skip
+    out = train(cfg, tmp_path)
+    rec = out["records"][-1]
+    assert rec["method"] == method and out["skipped"] == 0
+    assert all(math.isfinite(v) for v in rec["train_loss"].values())
