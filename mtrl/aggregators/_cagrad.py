@@ -39,7 +39,42 @@ def conflict_averse_direction(
     return weights, w, {"g0_norm": g0_norm, "gw_norm": gw_norm, "simplex_weights": w.tolist()}
 
 
-class CAGrad(GramWeighting):
+class ConflictAverse(GramWeighting):
+    """Shared part of CAGrad and IMGrad: the ``c``/``rescale`` checks, the K-space solve of
+    :func:`conflict_averse_direction` warm-started from the previous step's simplex weights, and that state in
+    checkpoints. Subclasses give the two coefficients of the objective."""
+
+    def __init__(self, c: float, rescale: int) -> None:
+        super().__init__()
+        if not (isinstance(c, (int, float)) and c >= 0 and math.isfinite(c)):
+            raise ValueError(f"{self.name}: c must be a finite number >= 0, got {c!r}")
+        if rescale not in _RESCALE:
+            raise ValueError(f"{self.name}: rescale must be one of {sorted(_RESCALE)}, got {rescale!r}")
+        self.c = float(c)
+        self.rescale = rescale
+        self._w_prev: np.ndarray | None = None
+
+    def coefficients(self, ctx: Context) -> tuple[float, float]:
+        """``(lin_coef, norm_coef)`` of ``min_{w∈Δ} lin_coef·g_wᵀg0 + norm_coef·√φ·‖g_w‖``."""
+        raise NotImplementedError
+
+    def weights_from_gram(self, ctx: Context, losses: np.ndarray | None) -> tuple[np.ndarray, Stats]:
+        w0 = self._w_prev if self._w_prev is not None and self._w_prev.shape[0] == ctx.K else None
+        lin_coef, norm_coef = self.coefficients(ctx)
+        weights, w, stats = conflict_averse_direction(ctx, self.c, lin_coef, norm_coef, self.rescale, w0)
+        self._w_prev = w
+        return weights, stats
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "w_prev": None if self._w_prev is None else self._w_prev.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        wp = state.get("w_prev")
+        self._w_prev = None if wp is None else np.asarray(wp, dtype=np.float64)
+
+
+class CAGrad(ConflictAverse):
     """``min_{w∈Δ} g_wᵀg0 + √φ‖g_w‖`` with ``√φ = c‖g0‖``; ``d = (g0 + (√φ/‖g_w‖) g_w) / (1+c²)``.
 
     The dual of ``max_d min_i g_iᵀd  s.t. ‖d − g0‖ ≤ c‖g0‖`` (paper Eq. 5); solved exactly in K-space
@@ -53,25 +88,7 @@ class CAGrad(GramWeighting):
     name = "cagrad"
 
     def __init__(self, c: float = 0.4, rescale: int = 1) -> None:
-        super().__init__()
-        if not (isinstance(c, (int, float)) and c >= 0 and math.isfinite(c)):
-            raise ValueError(f"cagrad: c must be a finite number >= 0, got {c!r}")
-        if rescale not in _RESCALE:
-            raise ValueError(f"cagrad: rescale must be one of {sorted(_RESCALE)}, got {rescale!r}")
-        self.c = float(c)
-        self.rescale = rescale
-        self._w_prev: np.ndarray | None = None
+        super().__init__(c, rescale)
 
-    def weights_from_gram(self, ctx: Context, losses: np.ndarray | None) -> tuple[np.ndarray, Stats]:
-        w0 = self._w_prev if self._w_prev is not None and self._w_prev.shape[0] == ctx.K else None
-        weights, w, stats = conflict_averse_direction(ctx, self.c, 1.0, 1.0, self.rescale, w0)
-        self._w_prev = w
-        return weights, stats
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "w_prev": None if self._w_prev is None else self._w_prev.tolist()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        wp = state.get("w_prev")
-        self._w_prev = None if wp is None else np.asarray(wp, dtype=np.float64)
+    def coefficients(self, ctx: Context) -> tuple[float, float]:
+        return 1.0, 1.0

@@ -16,16 +16,12 @@ norm (``‖g_w‖²``); the official code and the derivation from Eq. 9-10 use `
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import numpy as np
-
-from mtrl.aggregators._base import GramWeighting, Stats
-from mtrl.aggregators._cagrad import _RESCALE, conflict_averse_direction
+from mtrl.aggregators._cagrad import ConflictAverse
 from mtrl.aggregators._diagnostics import Context
 
 
-class IMGrad(GramWeighting):
+class IMGrad(ConflictAverse):
     """Imbalance-sensitive CAGrad (see module docstring).
 
     Args:
@@ -37,29 +33,11 @@ class IMGrad(GramWeighting):
     name = "imgrad"
 
     def __init__(self, c: float = 0.8, a: float = 1.5, rescale: int = 1) -> None:
-        super().__init__()
-        if not (isinstance(c, (int, float)) and c >= 0 and math.isfinite(c)):
-            raise ValueError(f"imgrad: c must be a finite number >= 0, got {c!r}")
+        super().__init__(c, rescale)
         if not (isinstance(a, (int, float)) and math.isfinite(a)):
             raise ValueError(f"imgrad: a must be a finite number, got {a!r}")
-        if rescale not in _RESCALE:
-            raise ValueError(f"imgrad: rescale must be one of {sorted(_RESCALE)}, got {rescale!r}")
-        self.c = float(c)
         self.a = float(a)
-        self.rescale = rescale
-        self._w_prev: np.ndarray | None = None
 
-    def weights_from_gram(self, ctx: Context, losses: np.ndarray | None) -> tuple[np.ndarray, Stats]:
+    def coefficients(self, ctx: Context) -> tuple[float, float]:
         cos = ctx.cos_theta
-        w0 = self._w_prev if self._w_prev is not None and self._w_prev.shape[0] == ctx.K else None
-        weights, w, stats = conflict_averse_direction(ctx, self.c, self.a - cos, cos, self.rescale, w0)
-        self._w_prev = w
-        return weights, stats
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "w_prev": None if self._w_prev is None else self._w_prev.tolist()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        wp = state.get("w_prev")
-        self._w_prev = None if wp is None else np.asarray(wp, dtype=np.float64)
+        return self.a - cos, cos
