@@ -45,6 +45,24 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def resume_checkpoint_path(resume: Any, ckpt_dir: str | Path) -> Path | None:
+    """The checkpoint a ``resume=`` setting names: ``false`` -> None; ``true`` -> the newest in ``ckpt_dir``
+    (None if there is none yet); a run directory -> its newest (error if none); a file -> that file."""
+    if resume is False or resume in (None, "false"):
+        return None
+    if resume is True or resume == "true":
+        return latest_checkpoint(ckpt_dir)
+    p = Path(str(resume))
+    if p.is_dir():
+        found = latest_checkpoint(p / "checkpoints") or latest_checkpoint(p)
+        if found is None:
+            raise CheckpointError(f"resume={resume}: no checkpoint (ckpt_*.pt) in that directory")
+        return found
+    if not p.exists():
+        raise CheckpointError(f"resume={resume}: no such file or directory")
+    return p
+
+
 def save_checkpoint(directory: str | Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``payload`` as the checkpoint of ``step`` atomically, then delete all but the newest ``keep``."""
     d = Path(directory)

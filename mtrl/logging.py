@@ -30,14 +30,14 @@ checkpoint's step are dropped so a resumed run's file matches an uninterrupted o
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mtrl._io import JsonlRecords, atomic_write_text
 
 EVAL_FILE = "eval.jsonl"
 TB_DIR = "tb"
@@ -80,7 +80,7 @@ class RunLogger:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.tasks, self.protocol, self.seed, self.method = list(task_names), protocol, int(seed), method
-        self.records: list[dict[str, Any]] = []
+        self.evals = JsonlRecords(self.out_dir / EVAL_FILE)
         self.window = _Window()
         self.writer = None
         if tensorboard:
@@ -137,7 +137,7 @@ class RunLogger:
 
     def log_config(self, text: str) -> None:
         """The resolved config, as TensorBoard text (a code block) and ``resolved_config.yaml``."""
-        _atomic_write(self.out_dir / "resolved_config.yaml", text)
+        atomic_write_text(self.out_dir / "resolved_config.yaml", text)
         if self.writer is not None:
             self.writer.add_text("config", "```yaml\n" + text + "\n```", 0)
 
@@ -153,8 +153,7 @@ class RunLogger:
             "episode_return": float(np.mean([returns[t] for t in self.tasks])),
             "tasks": {t: {"success_rate": float(success[t]), "episode_return": float(returns[t])} for t in self.tasks},
         }
-        self.records.append(record)
-        _atomic_write(self.out_dir / EVAL_FILE, "".join(json.dumps(r) + "\n" for r in self.records))
+        self.evals.append(record)
         if self.writer is not None:
             self.writer.add_scalar("eval/success_rate", record["success_rate"], step)
             self.writer.add_scalar("eval/episode_return", record["episode_return"], step)
@@ -166,22 +165,14 @@ class RunLogger:
 
     def restore_evals(self, up_to_step: int) -> None:
         """On resume: keep the existing eval records up to ``up_to_step`` (later ones belong to a lost future)."""
-        path = self.out_dir / EVAL_FILE
-        if path.exists():
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-            self.records = [r for r in map(json.loads, lines) if int(r["step"]) <= up_to_step]
-            _atomic_write(path, "".join(json.dumps(r) + "\n" for r in self.records))
+        self.evals.restore("step", up_to_step)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The evaluations written so far (those of ``eval.jsonl``)."""
+        return self.evals.records
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -24,11 +24,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mtrl import seeding
-from mtrl._paths import config_dir
+from mtrl import _cli, seeding
 from mtrl.agents import ARCHS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
 from mtrl.aggregators import make_aggregator
-from mtrl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from mtrl.checkpoint import CheckpointError, load_checkpoint, resume_checkpoint_path, save_checkpoint
 from mtrl.envs import (
     PROTOCOLS,
     env_get_state,
@@ -185,7 +184,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     obs, _ = envs.reset(seed=int(cfg.seed))
     ep_return, ep_success = np.zeros(K), np.zeros(K, dtype=bool)
     if cfg.resume not in (False, None, "false"):
-        path = _resume_path(cfg.resume, ckpt_dir)
+        path = resume_checkpoint_path(cfg.resume, ckpt_dir)
         if path is None:
             log.warning("resume=true but no checkpoint in %s: starting from scratch", ckpt_dir)
         else:
@@ -294,20 +293,6 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     return {"step": step, "last_eval": last_eval, "out_dir": str(out_dir), "skipped": dict(agent.n_skipped)}
 
 
-def _resume_path(resume: Any, ckpt_dir: Path) -> Path | None:
-    if resume is True or resume == "true":
-        return latest_checkpoint(ckpt_dir)
-    p = Path(str(resume))
-    if p.is_dir():
-        found = latest_checkpoint(p / "checkpoints") or latest_checkpoint(p)
-        if found is None:
-            raise CheckpointError(f"resume={resume}: no checkpoint (ckpt_*.pt) in that directory")
-        return found
-    if not p.exists():
-        raise CheckpointError(f"resume={resume}: no such file or directory")
-    return p
-
-
 def _progress(setting: Any, total: int, initial: int):
     """A tqdm bar (steps, SPS, last eval success, ETA); off when stderr is not a terminal unless forced."""
     enabled = sys.stderr.isatty() if setting == "auto" else bool(setting)
@@ -323,60 +308,21 @@ def _fmt(rec: dict[str, Any] | None) -> str:
 
 
 # ====================================================================== command line
-def _error(msg: str) -> None:
-    print(f"{PROG}: error: {msg}", file=sys.stderr)
-    sys.exit(2)
-
-
 def _rewrite_argv(argv: list[str]) -> list[str]:
     """``agent.aggregator_kwargs.<k>=<v>`` adds a key to an open dict: Hydra needs ``++`` for that."""
-    return ["++" + a if a.startswith("agent.aggregator_kwargs.") else a for a in argv]
+    return _cli.rewrite_argv(argv, "agent.aggregator_kwargs")
 
 
-def _precheck(overrides: list[str]) -> None:
-    """Compose the config and check it before Hydra makes a run directory, so mistakes cost one line."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=user)
-        check_config(cfg)
-    except (HydraException, OmegaConfBaseException) as err:
-        _error(" ".join(str(err).split("\n")[:1] + [ln.strip() for ln in str(err).split("\n")[1:3] if "Key" in ln]))
-    except ConfigError as err:
-        _error(str(err))
-
-
-def _hydra_entry() -> None:
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-
-    @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-    def _main(cfg: DictConfig) -> None:
-        try:
-            # resume=<run dir> continues in that directory (its eval.jsonl, tb/ and checkpoints/)
-            resume = cfg.resume
-            resume_dir = Path(str(resume)) if resume not in (False, True, None, "true", "false") else None
-            out = resume_dir if resume_dir is not None and resume_dir.is_dir() else HydraConfig.get().runtime.output_dir
-            train(cfg, out)
-        except (ConfigError, CheckpointError) as err:
-            _error(str(err))
-        except KeyboardInterrupt:
-            sys.exit(130)
-
-    _main()
+def _run(cfg: DictConfig, hydra_dir: Path) -> None:
+    """``resume=<run dir>`` continues in that directory (its eval.jsonl, tb/ and checkpoints/)."""
+    resume = cfg.resume
+    resume_dir = Path(str(resume)) if resume not in (False, True, None, "true", "false") else None
+    train(cfg, resume_dir if resume_dir is not None and resume_dir.is_dir() else hydra_dir)
 
 
 def main() -> None:
     """``python -m mtrl.train [overrides]``: one-line errors for bad configs, then Hydra runs :func:`train`."""
-    sys.argv = [sys.argv[0], *_rewrite_argv(sys.argv[1:])]
-    args = sys.argv[1:]
-    if not any(a.startswith("-") for a in args):
-        _precheck(args)
-    _hydra_entry()
+    _cli.main(PROG, "train", "agent.aggregator_kwargs", check_config, _run, (ConfigError, CheckpointError))
 
 
 if __name__ == "__main__":

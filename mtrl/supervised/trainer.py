@@ -25,10 +25,8 @@ TensorBoard tags: ``train/<task>_loss``, ``train/lr``, ``train/skipped_updates``
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import signal
 import sys
 import time
@@ -42,8 +40,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from mtrl import seeding
+from mtrl._io import JsonlRecords, atomic_write_text
 from mtrl.aggregators import aggregate_backward, make_aggregator
-from mtrl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from mtrl.checkpoint import load_checkpoint, resume_checkpoint_path, save_checkpoint
 from mtrl.supervised import metrics as M
 from mtrl.supervised.data import (
     CelebADataset,
@@ -221,7 +220,7 @@ class _Writer:
 
     def __init__(self, out_dir: Path, enabled: bool) -> None:
         self.out_dir = out_dir
-        self.records: list[dict[str, Any]] = []
+        self.metrics = JsonlRecords(out_dir / METRICS_FILE)
         self.tb = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
@@ -239,29 +238,19 @@ class _Writer:
             self.tb.add_text(tag, "```yaml\n" + text + "\n```", 0)
 
     def record(self, rec: dict[str, Any]) -> None:
-        self.records.append(rec)
-        _atomic_write(self.out_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in self.records))
+        self.metrics.append(rec)
 
     def restore(self, up_to_epoch: int) -> None:
-        path = self.out_dir / METRICS_FILE
-        if path.exists():
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-            self.records = [r for r in map(json.loads, lines) if int(r["epoch"]) <= up_to_epoch]
-            _atomic_write(path, "".join(json.dumps(r) + "\n" for r in self.records))
+        self.metrics.restore("epoch", up_to_epoch)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.metrics.records
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.flush()
             self.tb.close()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _window_add(window: dict[str, list[float]], tasks: list[str], res: Any) -> None:
@@ -290,22 +279,6 @@ def _device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(setting)
-
-
-def _resume_path(resume: Any, ckpt_dir: Path) -> Path | None:
-    if resume is False or resume in (None, "false"):
-        return None
-    if resume is True or resume == "true":
-        return latest_checkpoint(ckpt_dir)
-    p = Path(str(resume))
-    if p.is_dir():
-        found = latest_checkpoint(p / "checkpoints") or latest_checkpoint(p)
-        if found is None:
-            raise CheckpointError(f"resume={resume}: no checkpoint (ckpt_*.pt) in that directory")
-        return found
-    if not p.exists():
-        raise CheckpointError(f"resume={resume}: no such file or directory")
-    return p
 
 
 def _continued_run_dir(resume: Any) -> Path | None:
@@ -376,7 +349,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     loader_seed = 0
     epoch_sums = [0.0] * K
     epoch_count = 0
-    path = _resume_path(cfg.resume, ckpt_dir)
+    path = resume_checkpoint_path(cfg.resume, ckpt_dir)
     if path is not None:
         state = load_checkpoint(path, fingerprint)
         model.load_state_dict(state["model"])
@@ -393,7 +366,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     elif cfg.resume not in (False, None, "false"):
         log.warning("resume=%s: no checkpoint in %s yet, starting from scratch", cfg.resume, ckpt_dir)
     text = OmegaConf.to_yaml(cfg, resolve=True)
-    _atomic_write(out_dir / "resolved_config.yaml", text)
+    atomic_write_text(out_dir / "resolved_config.yaml", text)
     writer.text("config", text)
 
     def checkpoint() -> Path:

@@ -1,0 +1,43 @@
+"""Small file helpers shared by the RL and supervised trainers: atomic text writes and a JSONL record file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, fsync it and rename it over ``path`` (never half-written)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class JsonlRecords:
+    """A list of JSON records mirrored to ``path`` (rewritten atomically at each append).
+
+    ``restore(key, up_to)`` is for resumed runs: it keeps the file's records whose ``key`` is at most ``up_to``
+    (later ones belong to the lost future of the interrupted run) and rewrites the file with them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self._write()
+
+    def restore(self, key: str, up_to: int) -> None:
+        if self.path.exists():
+            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
+            self.records = [r for r in map(json.loads, lines) if int(r[key]) <= up_to]
+            self._write()
+
+    def _write(self) -> None:
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
