@@ -45,6 +45,18 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def continued_run_dir(resume: Any) -> Path | None:
+    """The run directory a ``resume=`` setting continues in: a run directory itself, or the run owning a
+    checkpoint file (``<run>/checkpoints/ckpt_*.pt``); None for ``true``/``false`` (the caller's own directory).
+    RL and supervised training both write a resumed run's logs, metrics and checkpoints there."""
+    if resume is True or resume in (False, None, "true", "false"):
+        return None
+    p = Path(str(resume))
+    if p.is_file():
+        p = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    return p if p.is_dir() else None
+
+
 def resume_checkpoint_path(resume: Any, ckpt_dir: str | Path) -> Path | None:
     """The checkpoint a ``resume=`` setting names: ``false`` -> None; ``true`` -> the newest in ``ckpt_dir``
     (None if there is none yet); a run directory -> its newest (error if none); a file -> that file."""

@@ -27,7 +27,13 @@ from omegaconf import DictConfig, OmegaConf
 from mtrl import _cli, seeding
 from mtrl.agents import ARCHS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
 from mtrl.aggregators import make_aggregator
-from mtrl.checkpoint import CheckpointError, load_checkpoint, resume_checkpoint_path, save_checkpoint
+from mtrl.checkpoint import (
+    CheckpointError,
+    continued_run_dir,
+    load_checkpoint,
+    resume_checkpoint_path,
+    save_checkpoint,
+)
 from mtrl.envs import (
     PROTOCOLS,
     env_get_state,
@@ -314,10 +320,8 @@ def _rewrite_argv(argv: list[str]) -> list[str]:
 
 
 def _run(cfg: DictConfig, hydra_dir: Path) -> None:
-    """``resume=<run dir>`` continues in that directory (its eval.jsonl, tb/ and checkpoints/)."""
-    resume = cfg.resume
-    resume_dir = Path(str(resume)) if resume not in (False, True, None, "true", "false") else None
-    train(cfg, resume_dir if resume_dir is not None and resume_dir.is_dir() else hydra_dir)
+    """``resume=<run dir or checkpoint file>`` continues in that run's directory (its eval.jsonl, tb/, checkpoints/)."""
+    train(cfg, continued_run_dir(cfg.resume) or hydra_dir)
 
 
 def main() -> None:

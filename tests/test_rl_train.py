@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from mtrl._paths import config_dir
 from mtrl.aggregators import AGGREGATORS
 from mtrl.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
-from mtrl.train import ConfigError, _rewrite_argv, check_config, train
+from mtrl.train import ConfigError, _rewrite_argv, _run, check_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -127,6 +127,23 @@ def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, name):
     assert_same(sa["rng"], sb["rng"])
     ra = [json.loads(x) for x in (straight / "eval.jsonl").read_text().splitlines()]
     rb = [json.loads(x) for x in (split / "eval.jsonl").read_text().splitlines() if json.loads(x)["step"] != n // 2]
+    assert ra == rb
+
+
+def test_resume_from_a_checkpoint_file_continues_in_its_run_directory(tmp_path):
+    """``resume=<run>/checkpoints/ckpt_*.pt`` (as ``resume=<run dir>``) writes into that run, not Hydra's new one,
+    and continues exactly like ``resume=true`` in place."""
+    first, straight = tmp_path / "first", tmp_path / "straight"
+    run(straight, "train.steps_per_task=60")
+    run(first, "train.steps_per_task=30", "train.checkpoint_every=10", "train.keep_checkpoints=5")
+    ckpt = first / "checkpoints" / "ckpt_0000000030.pt"
+    _run(cfg_of(*TINY, "train.steps_per_task=60", f"resume={ckpt}"), tmp_path / "hydra_dir")
+    assert not (tmp_path / "hydra_dir").exists()
+    assert_same(final_state(first)["agent"], final_state(straight)["agent"])
+    steps = [json.loads(x)["step"] for x in (first / "eval.jsonl").read_text().splitlines()]
+    assert steps == [30, 40, 60]  # its own evaluation at the end of the first part, then the continuation's
+    ra = [json.loads(x) for x in (straight / "eval.jsonl").read_text().splitlines()]
+    rb = [json.loads(x) for x in (first / "eval.jsonl").read_text().splitlines() if json.loads(x)["step"] != 30]
     assert ra == rb
 
 

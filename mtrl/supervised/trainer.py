@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from mtrl import seeding
 from mtrl._io import JsonlRecords, atomic_write_text
 from mtrl.aggregators import aggregate_backward, make_aggregator
-from mtrl.checkpoint import load_checkpoint, resume_checkpoint_path, save_checkpoint
+from mtrl.checkpoint import continued_run_dir, load_checkpoint, resume_checkpoint_path, save_checkpoint
 from mtrl.supervised import metrics as M
 from mtrl.supervised.data import (
     CelebADataset,
@@ -281,16 +281,6 @@ def _device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def _continued_run_dir(resume: Any) -> Path | None:
-    """``resume=<run dir or checkpoint>`` without ``out_dir``: continue writing in that run's directory."""
-    if resume is True or resume in (False, None, "true", "false"):
-        return None
-    p = Path(str(resume))
-    if p.is_file():
-        p = p.parent.parent if p.parent.name == "checkpoints" else p.parent
-    return p if p.is_dir() else None
-
-
 def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, drop_single: bool) -> list[list[int]]:
     perm = torch.randperm(n, generator=gen).tolist()
     batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -303,7 +293,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Run (or resume) one supervised multi-task training; return a summary (last metrics, Δm%, paths)."""
     # --- config, seeding, device
     check_config(cfg)
-    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else _continued_run_dir(cfg.resume) or Path(out_dir)
+    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else continued_run_dir(cfg.resume) or Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     prev_threads = torch.get_num_threads()
     if cfg.train.torch_threads:
