@@ -137,6 +137,11 @@ def run_method(
     )
 
 
+def _job(index: int, *args: Any) -> tuple[int, ToyRun]:
+    """:func:`run_method` tagged with its job index (results arrive in completion order)."""
+    return index, run_method(*args)
+
+
 def _merge(parts: list[ToyRun]) -> ToyRun:
     return ToyRun(
         parts[0].method,
@@ -220,10 +225,12 @@ def main() -> None:
             flush=True,
         )
         t0 = time.perf_counter()
-        # one job per (method, start), so that a slow method (Nash-MTL's cvxpy CCCP) spreads over the workers
+        # one job per (method, start), so that a slow method (Nash-MTL's cvxpy CCCP) spreads over the workers;
+        # a line per finished job, in the order they finish (a 5-start run of igbv2 or imgrad_nash takes minutes)
         jobs = [(m, k) for m in methods for k in range(len(STARTS))]
-        parts = Parallel(n_jobs=int(cfg.n_jobs), verbose=10 if sys.stdout.isatty() else 0)(
-            delayed(run_method)(
+        results = Parallel(n_jobs=int(cfg.n_jobs), return_as="generator_unordered")(
+            delayed(_job)(
+                i,
                 m,
                 kwargs[m],
                 PRESETS[preset],
@@ -232,9 +239,15 @@ def main() -> None:
                 int(cfg.seed) + k,
                 int(cfg.record_every),
                 (STARTS[k],),
-            )
-            for m, k in jobs
+            )  # fmt: skip
+            for i, (m, k) in enumerate(jobs)
         )
+        parts: list[ToyRun | None] = [None] * len(jobs)
+        for done, (i, part) in enumerate(results, start=1):
+            parts[i] = part
+            m, k = jobs[i]
+            print(f"  [{done}/{len(jobs)}] {m} from {STARTS[k]}: {part.seconds:.1f} s "
+                  f"({time.perf_counter() - t0:.0f} s elapsed)", flush=True)  # fmt: skip
         runs = [_merge([p for (m2, _), p in zip(jobs, parts) if m2 == m]) for m in methods]
         wall = time.perf_counter() - t0
         rows = []

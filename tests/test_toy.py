@@ -64,7 +64,7 @@ def test_ls_run_reduces_the_weighted_loss() -> None:
 def test_cli_writes_csv_and_plot(tmp_path) -> None:
     out = tmp_path / "toy"
     r = subprocess.run(
-        [sys.executable, "-m", "mtrl.toy", "methods=[ls,imgrad]", "steps=30", "n_jobs=1", f"out={out}", "imgrad.a=1.0"],
+        [sys.executable, "-m", "mtrl.toy", "methods=[ls,imgrad]", "steps=30", "n_jobs=2", f"out={out}", "imgrad.a=1.0"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -72,6 +72,10 @@ def test_cli_writes_csv_and_plot(tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader((out / "toy.csv").open()))
     assert len(rows) == 10
+    # results arrive in completion order from 2 workers but land in method x start order
+    expected = [(m, s) for m in ("ls", "imgrad") for s in STARTS]
+    assert [(r["method"], (float(r["start_x1"]), float(r["start_x2"]))) for r in rows] == expected
+    assert all(f"[{i}/10]" in r.stdout for i in range(1, 11))  # one progress line per finished job
     assert {"preset", "method", "start_x1", "start_x2", "final_x1", "final_x2", "L1", "L2"} <= set(rows[0])
     assert (out / "toy_imgrad_fig2.png").stat().st_size > 10_000
 
