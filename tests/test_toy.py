@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,22 @@ def test_toy_config_lists_every_aggregator_and_its_arguments() -> None:
         params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "generator")]
         assert name in cfg, name
         assert sorted(cfg[name]) == sorted(params), name
+
+
+def test_toy_summary_per_method_counts_front_and_mean_distance(tmp_path) -> None:
+    """The README's toy column: starts within 0.1 of the front and the mean distance, computed by hand here."""
+    path = tmp_path / "toy.csv"
+    rows = [("imgrad_fig2", "ls", 0.05, 1.0), ("imgrad_fig2", "ls", 0.5, 3.0), ("cagrad", "ls", 0.0, 2.0),
+            ("imgrad_fig2", "mgda", 0.09, 4.0)]  # fmt: skip
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["preset", "method", "dist_front", "dist_opt"])
+        w.writerows(rows)
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "toy_summary.py")
+    r = subprocess.run([sys.executable, script, "--per-method", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "| method | imgrad_fig2: on front, mean dist. | cagrad: on front, mean dist. |"
+    assert lines[2:] == ["| ls | 1/2, 2.00 | 1/1, 2.00 |", "| mgda | 1/1, 4.00 | - |"]
+    bad = subprocess.run([sys.executable, script, str(tmp_path / "missing.csv")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "toy_summary: error" in bad.stderr
