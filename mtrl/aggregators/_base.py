@@ -81,13 +81,15 @@ class Aggregator:
         if self.uses_losses and losses is None:
             raise ValueError(f"{self.name}: this method needs the per-task losses: call agg(G, losses=...)")
         self.n_calls += 1
-        if not bool(torch.isfinite(G).all()) or (losses is not None and not bool(torch.isfinite(losses).all())):
+        # The Gram matrix (K x P x K, float64) is shared by the method and the diagnostics (not solver time). It
+        # doubles as the NaN/Inf check of G: a non-finite entry makes its row's diagonal entry (a sum of squares)
+        # NaN or Inf, and a finite float32 G cannot overflow it; this saves a pass over G.
+        ctx = Context(G)
+        if not np.isfinite(ctx.gram).all() or (losses is not None and not bool(torch.isfinite(losses).all())):
             self.n_skipped += 1
             K = G.shape[0]
             stats: Stats = {"skipped": 1.0, "n_skipped": float(self.n_skipped), "grad_norms": [float("nan")] * K}
             return AggregatorResult(torch.zeros_like(G[0]), None, stats, skipped=True)
-        ctx = Context(G)
-        ctx.gram  # noqa: B018 - the Gram matrix (K x P x K) is shared by the method and the diagnostics: not solver time
         t0 = time.perf_counter()
         direction, weights, extra = self._aggregate(ctx, losses)
         solver_ms = (time.perf_counter() - t0) * 1e3

@@ -1,7 +1,9 @@
 """Per-update diagnostics shared by every aggregator (IMGrad paper, Definitions 1-3 and Fig. 4).
 
 Everything is computed in K-space from the Gram matrix ``A = G Gᵀ`` (float64), plus one ``G d`` product for
-methods whose direction is not a weighting of the rows.
+methods whose direction is not a weighting of the rows. Both products run in float64 over column blocks of ``G``
+(:func:`f64_matmul`): the accuracy of a float64 product (the summation error of float32 over ~1e6 parameters is
+~1e-5 relative) at about a third of the cost of converting the whole matrix first, because each block stays in cache.
 """
 
 from __future__ import annotations
@@ -16,6 +18,20 @@ import torch
 from mtrl.aggregators._solvers import min_norm_weights
 
 _TINY = 1e-300
+_BLOCK = 1 << 16  # columns of G per float64 block (10 x 65536 x 8 bytes = 5 MiB)
+
+
+def f64_matmul(G: torch.Tensor, B: torch.Tensor | None = None) -> torch.Tensor:
+    """``G Bᵀ`` in float64 for ``G`` ``[K, P]`` and ``B`` ``[m, P]`` (``B = G``, the Gram matrix, when None),
+    accumulated over blocks of columns converted one at a time. ``[K, m]`` float64 on ``G``'s device."""
+    K, P = G.shape
+    m = K if B is None else B.shape[0]
+    out = torch.zeros((K, m), dtype=torch.float64, device=G.device)
+    for s in range(0, P, _BLOCK):
+        g = G[:, s : s + _BLOCK].to(torch.float64)
+        b = g if B is None else B[:, s : s + _BLOCK].to(torch.float64)
+        out.addmm_(g, b.T)
+    return out
 
 
 class Context:
@@ -33,10 +49,7 @@ class Context:
     def gram(self) -> np.ndarray:
         """``G Gᵀ`` as a float64 numpy array (symmetrised)."""
         if self._gram is None:
-            g = self.G.detach()
-            if g.dtype != torch.float64:
-                g = g.double()
-            A = (g @ g.T).cpu().numpy()
+            A = f64_matmul(self.G.detach()).cpu().numpy()
             self._gram = 0.5 * (A + A.T)
         return self._gram
 
@@ -104,9 +117,9 @@ def diagnostics(ctx: Context, direction: torch.Tensor, weights: torch.Tensor | N
         Gd = A @ w
         dnorm = math.sqrt(max(float(w @ A @ w), 0.0))
     else:
-        d = direction.detach().to(torch.float64)
-        Gd = (ctx.G.detach().to(torch.float64) @ d).cpu().numpy()
-        dnorm = float(torch.linalg.vector_norm(d))
+        d = direction.detach().reshape(1, -1)
+        Gd = f64_matmul(ctx.G.detach(), d)[:, 0].cpu().numpy()
+        dnorm = math.sqrt(max(float(f64_matmul(d)[0, 0]), 0.0))
     den = norms * dnorm
     with np.errstate(over="ignore", invalid="ignore"):
         cos_d = np.where(den > _TINY, Gd / np.maximum(den, _TINY), 0.0)

@@ -108,8 +108,15 @@ def test_non_finite_input_is_skipped_and_counted(name: str) -> None:
     G2 = normal(3)
     G2[0, 0] = math.inf
     agg(G2, losses=torch.ones(3, dtype=G.dtype))
-    assert agg.state_dict()["n_skipped"] == 2
+    G3 = normal(3)
+    G3[2, 1] = -math.inf
+    assert agg(G3, losses=torch.ones(3, dtype=G.dtype)).skipped
+    assert agg.state_dict()["n_skipped"] == 3
     assert not agg(normal(3), losses=torch.ones(3, dtype=torch.float64)).skipped
+    # the check reads the float64 Gram diagonal: float32's largest finite values must not look non-finite there
+    big = normal(3).float()
+    big[0, :] = torch.finfo(torch.float32).max
+    assert not agg(big, losses=torch.ones(3)).skipped
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
@@ -137,3 +144,16 @@ def test_float32_and_float64_agree() -> None:
         d32 = make_aggregator(name)(G.float(), losses=_ones(G).float()).direction
         assert d32.dtype == torch.float32
         torch.testing.assert_close(d32.double(), d64, rtol=1e-4, atol=1e-6)
+
+
+def test_blocked_float64_products_equal_the_plain_ones() -> None:
+    """The Gram matrix and ``G d`` are accumulated over float64 column blocks (across block boundaries here)."""
+    from mtrl.aggregators._diagnostics import f64_matmul
+
+    gen = torch.Generator().manual_seed(0)
+    G = torch.randn(4, 150_001, generator=gen) * torch.tensor([[1e-6], [1.0], [1e3], [1e6]])
+    d = torch.randn(1, 150_001, generator=gen)
+    G64 = G.double()
+    torch.testing.assert_close(f64_matmul(G), G64 @ G64.T, rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(f64_matmul(G, d), G64 @ d.double().T, rtol=1e-12, atol=1e-300)
+    assert f64_matmul(torch.zeros(3, 0)).shape == (3, 3) and not f64_matmul(torch.zeros(3, 0)).any()
