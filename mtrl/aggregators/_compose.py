@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from mtrl.aggregators._base import Aggregator, AggregatorResult
+from mtrl.aggregators._diagnostics import f64_row_norms
 
 
 class Threshold(Aggregator):
@@ -36,7 +37,7 @@ class Threshold(Aggregator):
         self.uses_losses = self._base.uses_losses
 
     def __call__(self, G: torch.Tensor, losses: torch.Tensor | None = None) -> AggregatorResult:
-        norms = torch.linalg.vector_norm(G.detach().double(), dim=1)
+        norms = f64_row_norms(G.detach())
         nmax, nmin = float(norms.max()), float(norms.min())
         ratio = float("inf") if nmin == 0 < nmax else (1.0 if nmax == 0 else nmax / nmin)
         active = ratio > self.threshold

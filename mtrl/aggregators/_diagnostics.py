@@ -34,6 +34,15 @@ def f64_matmul(G: torch.Tensor, B: torch.Tensor | None = None) -> torch.Tensor:
     return out
 
 
+def f64_row_norms(G: torch.Tensor) -> torch.Tensor:
+    """``‖g_i‖`` of every row in float64, over the same column blocks as :func:`f64_matmul` (no float64 copy of G)."""
+    sq = torch.zeros(G.shape[0], dtype=torch.float64, device=G.device)
+    for s in range(0, G.shape[1], _BLOCK):
+        g = G[:, s : s + _BLOCK].to(torch.float64)
+        sq += (g * g).sum(dim=1)
+    return sq.sqrt()
+
+
 class Context:
     """Lazily computed quantities of one gradient matrix, shared between a method and its diagnostics."""
 

@@ -148,7 +148,7 @@ def test_float32_and_float64_agree() -> None:
 
 def test_blocked_float64_products_equal_the_plain_ones() -> None:
     """The Gram matrix and ``G d`` are accumulated over float64 column blocks (across block boundaries here)."""
-    from mtrl.aggregators._diagnostics import f64_matmul
+    from mtrl.aggregators._diagnostics import f64_matmul, f64_row_norms
 
     gen = torch.Generator().manual_seed(0)
     G = torch.randn(4, 150_001, generator=gen) * torch.tensor([[1e-6], [1.0], [1e3], [1e6]])
@@ -156,4 +156,5 @@ def test_blocked_float64_products_equal_the_plain_ones() -> None:
     G64 = G.double()
     torch.testing.assert_close(f64_matmul(G), G64 @ G64.T, rtol=1e-12, atol=0.0)
     torch.testing.assert_close(f64_matmul(G, d), G64 @ d.double().T, rtol=1e-12, atol=1e-300)
+    torch.testing.assert_close(f64_row_norms(G), torch.linalg.vector_norm(G64, dim=1), rtol=1e-12, atol=0.0)
     assert f64_matmul(torch.zeros(3, 0)).shape == (3, 3) and not f64_matmul(torch.zeros(3, 0)).any()
