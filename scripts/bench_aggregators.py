@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--methods", nargs="*", default=sorted(AGGREGATORS))
+    ap.add_argument("--gram", action="store_true", help="also time the float64 Gram: blocked vs converting G first")
     args = ap.parse_args()
     if args.K < 1 or args.P < 1 or args.repeats < 1 or args.windows < 1:
         raise SystemExit("bench_aggregators: error: K, P, repeats and windows must be >= 1")
@@ -53,6 +54,32 @@ def main() -> None:
     print(f"{'method':15s} {'K-space solve ms':>17s} {'whole call ms':>14s} {'call / ls':>10s}")
     for name, (s, t) in results.items():
         print(f"{name:15s} {s:17.3f} {t:14.3f} {t / ls_total:10.2f}")
+    if args.gram:
+        bench_gram(base, args)
+
+
+def bench_gram(G: torch.Tensor, args: argparse.Namespace) -> None:
+    """The float64 Gram matrix as mtrl computes it (column blocks) against converting the whole of G to float64
+    first, and the separate NaN/Inf pass over G it replaces; interleaved, median of ``--windows`` windows."""
+    from mtrl.aggregators._diagnostics import f64_matmul
+
+    def converted() -> None:
+        g = G.double()
+        g @ g.T
+
+    variants = {"blocked f64": lambda: f64_matmul(G), "converted f64": converted,
+                "isfinite(G) pass": lambda: bool(torch.isfinite(G).all())}  # fmt: skip
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(args.windows):
+        for k, fn in variants.items():
+            t0 = time.perf_counter()
+            for _ in range(args.repeats):
+                fn()
+            times[k].append((time.perf_counter() - t0) / args.repeats * 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k, v in med.items():
+        print(f"gram: {k:17s} {v:8.2f} ms")
+    print(f"ratio blocked/converted: {med['blocked f64'] / med['converted f64']:.2f}")
 
 
 if __name__ == "__main__":
