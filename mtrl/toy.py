@@ -239,7 +239,7 @@ def main() -> None:
                 int(cfg.seed) + k,
                 int(cfg.record_every),
                 (STARTS[k],),
-            )  # fmt: skip
+            )
             for i, (m, k) in enumerate(jobs)
         )
         parts: list[ToyRun | None] = [None] * len(jobs)

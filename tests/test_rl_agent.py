@@ -12,12 +12,7 @@ from mtrl.aggregators import make_aggregator
 K, B, OBS, ACT = 3, 8, 7, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _agent(arch: str = "multihead", mode: str = "vmap", agg: str = "ls", **kw) -> MultiTaskSAC:

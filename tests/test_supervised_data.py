@@ -24,13 +24,7 @@ from mtrl.supervised.synthetic import write_celeba, write_cityscapes, write_nyuv
 NYU_TASKS = {"segmentation": "segmentation", "depth": "depth", "normal": "normal"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one thread is faster and repeatable."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
