@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +37,7 @@ from mtrl.checkpoint import (
 )
 from mtrl.envs import (
     PROTOCOLS,
+    TASK_IDS,
     env_get_state,
     env_set_state,
     evaluate,
@@ -48,7 +50,7 @@ from mtrl.logging import RunLogger
 
 log = logging.getLogger("mtrl.train")
 PROG = "mtrl.train"
-EVAL_SEED_OFFSET = 10_000  # evaluation envs get their own seed: seed + 10000
+EVAL_SEED_OFFSET = 10_000  # evaluation envs get their own RNG seed (seed + 10000), never their own goals
 
 
 class ConfigError(ValueError):
@@ -66,6 +68,14 @@ def check_config(cfg: DictConfig) -> None:
 
         if e.get("task") not in metaworld_task_names():
             raise ConfigError(f"unknown Meta-World task env.task={e.get('task')!r} (e.g. reach-v3, push-v3)")
+    if e.get("task_id", "onehot") not in TASK_IDS:
+        raise ConfigError(f"env.task_id must be one of {', '.join(TASK_IDS)}, got {e.get('task_id')!r}")
+    if e.name == "mt1" and e.get("task_id") == "onehot":
+        raise ConfigError("env=mt1 has one task: env.task_id must be none")
+    if e.get("normalize_reward") and not (
+        isinstance(e.get("reward_alpha", 0.001), float) and 0 < e.get("reward_alpha", 0.001) <= 1
+    ):
+        raise ConfigError(f"env.reward_alpha must be a number in (0, 1], got {e.get('reward_alpha')!r}")
     if a.arch not in ARCHS:
         raise ConfigError(f"unknown architecture agent.arch={a.arch!r}; valid: {', '.join(ARCHS)}")
     bad = sorted(set(a.aggregate_on) - {"critic", "actor"})
@@ -147,6 +157,24 @@ def _fingerprint(cfg: DictConfig, names: list[str], obs_dim: int, act_dim: int) 
     }  # fmt: skip
 
 
+def make_eval_envs(
+    env_cfg: DictConfig, seed: int, train_envs: gym.vector.VectorEnv | None = None, eval_seed: int | None = None
+) -> tuple[gym.vector.VectorEnv, int]:
+    """Evaluation envs of a run with seed ``seed`` and the seed to reset them with (``seed + 10000`` by default).
+
+    They run on the training goals (``train_envs``' goal lists; without ``train_envs``, those of a training env
+    built with ``seed``, i.e. the run's own): only which of those goals an evaluation episode gets comes from their
+    own RNG. See :mod:`mtrl.envs`.
+    """
+    eval_seed = int(seed) + EVAL_SEED_OFFSET if eval_seed is None else int(eval_seed)
+    source = train_envs if train_envs is not None else make_envs(env_cfg, int(seed))
+    try:
+        return make_envs(env_cfg, eval_seed, evaluation=True, goals_from=source), eval_seed
+    finally:
+        if train_envs is None:
+            source.close()
+
+
 # ====================================================================== the run
 def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train one multi-task SAC run described by ``cfg`` into ``out_dir``; returns a small summary."""
@@ -163,9 +191,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     # --- seeding: python, numpy, torch globally + the run's own generators
     rngs = seeding.seed_everything(int(cfg.seed))
 
-    # --- envs: training envs (seed) and separate evaluation envs (their own seed)
+    # --- envs: training envs (seed); the evaluation envs are built after a resume, on the training goals
     envs = make_envs(cfg.env, int(cfg.seed))
-    eval_envs = make_envs(cfg.env, int(cfg.seed) + EVAL_SEED_OFFSET, evaluation=True)
     assert envs.num_envs == K, f"expected one sub-env per task ({K}), got {envs.num_envs}"
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     act_dim = int(np.prod(envs.single_action_space.shape))
@@ -198,13 +225,19 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             agent.load_state_dict(state["agent"])
             buffer.load_state_dict(state["buffer"])
             seeding.set_state(rngs, state["rng"])
-            obs, exact = env_set_state(envs, state["env"], state["loop"]["obs"].numpy())
+            try:
+                obs, exact = env_set_state(envs, state["env"], state["loop"]["obs"].numpy())
+            except (ValueError, KeyError) as err:
+                raise CheckpointError(f"checkpoint {path}: env state cannot be restored ({err}); file kept") from None
             step = int(state["loop"]["step"])
             if exact:
                 ep_return = state["loop"]["ep_return"].numpy().copy()
                 ep_success = state["loop"]["ep_success"].numpy().copy()
             logger.restore_evals(step)
             log.info("resumed from %s at step %d%s", path, step, "" if exact else " (episodes in progress restart)")
+
+    # --- evaluation envs: the training goals (restored ones after a resume), their own RNG for the rest
+    eval_envs, eval_seed = make_eval_envs(cfg.env, int(cfg.seed), envs)
 
     def checkpoint() -> Path:
         payload = {
@@ -221,7 +254,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
 
     def run_eval() -> dict[str, Any]:
         res = evaluate(lambda o: agent.act(o, deterministic=True), eval_envs, names, int(cfg.env.eval_episodes),
-                       int(cfg.seed) + EVAL_SEED_OFFSET)  # fmt: skip
+                       eval_seed)  # fmt: skip
         rec = logger.log_eval(step, step * K, res.success, res.returns)
         log.info("eval step %d: success %.3f return %.1f", step, rec["success_rate"], rec["episode_return"])
         return rec

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
+import pytest
 
-from mtrl.envs import EvalResult, FakeMultiTaskVecEnv, evaluate, step_success, true_next_obs
+from mtrl.envs import EvalResult, FakeMultiTaskVecEnv, evaluate, make_envs, step_success, true_next_obs
 
 
 def test_fake_env_same_step_autoreset_final_obs_and_success():
@@ -60,3 +62,158 @@ def test_fake_env_is_learnable_by_a_goal_seeking_policy_and_not_by_zero_actions(
     idle = evaluate(lambda o: np.zeros((4, 2)), env, names, episodes=3, seed=1)
     assert isinstance(good, EvalResult) and good.success_rate == 1.0
     assert idle.success_rate == 0.0  # (returns not compared: a success ends the episode early)
+
+
+# ---------------------------------------------------------------------------------------------- reward normalisation
+def _hand_reference(rewards: np.ndarray, alpha: float) -> np.ndarray:
+    """garage ``NormalizedEnv`` (via mtenv) written out per env and per step: μ, σ² start at 0, 1; one update of
+    both per step (σ² with the updated μ), then r / (√σ² + 1e-8)."""
+    out = np.empty_like(rewards)
+    for k in range(rewards.shape[1]):
+        mean, var = 0.0, 1.0
+        for t in range(rewards.shape[0]):
+            r = float(rewards[t, k])
+            mean = (1 - alpha) * mean + alpha * r
+            var = (1 - alpha) * var + alpha * (r - mean) ** 2
+            out[t, k] = r / (var**0.5 + 1e-8)
+    return out
+
+
+def _record(env, actions: np.ndarray) -> np.ndarray:
+    env.reset(seed=0)
+    return np.stack([env.step(a)[1] for a in actions])
+
+
+def test_reward_normalisation_equals_the_reference_formula_on_a_recorded_sequence():
+    """A reward sequence recorded from an env (3 tasks, 400 steps, several episodes), normalised by the wrapper,
+    equals the reference computed by hand; a state round-trip mid-way continues identically."""
+    from mtrl.envs import ExponentialRewardNormalization
+
+    acts = np.random.default_rng(1).uniform(-1, 1, (400, 3, 2))
+    raw = 5.0 * _record(FakeMultiTaskVecEnv(3, 25, seed=0), acts)  # x5: a variance far from the initial 1
+    wrapped = ExponentialRewardNormalization(FakeMultiTaskVecEnv(3, 25, seed=0), reward_alpha=0.001)
+    wrapped.reset(seed=0)
+    got = []
+    for t, a in enumerate(acts):
+        r = wrapped.env.step(a)[1]
+        np.testing.assert_array_equal(r * 5.0, raw[t])  # same recorded rewards
+        got.append(wrapped.normalize(5.0 * r))
+        if t == 199:
+            state = wrapped.get_state()
+    np.testing.assert_allclose(np.stack(got), _hand_reference(raw, 0.001), rtol=1e-12, atol=0)
+    # one pinned value by hand: r = 2 from the start: μ = 0.002, σ² = 0.999 + 0.001·1.998² = 1.002992004
+    one = ExponentialRewardNormalization(FakeMultiTaskVecEnv(1, 5), reward_alpha=0.001)
+    assert one.normalize(np.array([2.0]))[0] == pytest.approx(2.0 / (1.002992004**0.5 + 1e-8), rel=1e-12)
+    # state round-trip: restored at step 200, the rest of the sequence normalises identically
+    again = ExponentialRewardNormalization(FakeMultiTaskVecEnv(3, 25), reward_alpha=0.001)
+    again.set_state(state)
+    np.testing.assert_array_equal(np.stack([again.normalize(r) for r in raw[200:]]), np.stack(got[200:]))
+
+
+def test_metaworld_exponential_normaliser_is_not_the_reference():
+    """Meta-World 3.1's ``NormalizeRewardsExponential`` updates its estimates twice per step: on the same
+    sequence it departs from the reference formula (which is why mtrl has its own wrapper)."""
+    from metaworld.wrappers import NormalizeRewardsExponential
+
+    rewards = np.random.default_rng(0).uniform(0, 10, 300)
+    mw = NormalizeRewardsExponential(0.001, gym.make("CartPole-v1"))
+    theirs = []
+    for r in rewards:
+        mw._update_reward_estimate(r)  # what its step() does before normalising
+        theirs.append(mw._apply_normalize_reward(r))
+    ref = _hand_reference(rewards[:, None], 0.001)[:, 0]
+    assert np.abs(np.array(theirs) / ref - 1).max() > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------- evaluation goals
+def _env_cfg(name: str, **over):
+    from omegaconf import OmegaConf
+
+    from mtrl._paths import config_dir
+
+    cfg = OmegaConf.load(f"{config_dir()}/env/{name}.yaml")
+    for k, v in over.items():
+        cfg[k] = v
+    return cfg
+
+
+def _goal(obs: np.ndarray) -> tuple[float, ...]:
+    """The goal position in a Meta-World v3 observation (entries 36..38 of the 39; a one-hot may follow), as the
+    float32 the vector env returns."""
+    return tuple(float(x) for x in np.asarray(obs, dtype=np.float32)[36:39])
+
+
+def _training_goals(train_envs) -> list[set[tuple]]:
+    """Per sub-env, the goals of every task in its list (set on the raw env, then reset)."""
+    from mtrl.envs._metaworld import sub_envs
+
+    goals = []
+    for sub in sub_envs(train_envs):
+        raw = sub.unwrapped
+        found = set()
+        for task in sub.get_wrapper_attr("tasks"):
+            raw.set_task(task)
+            found.add(_goal(raw.reset()[0]))
+        goals.append(found)
+    return goals
+
+
+def _evaluation_goals(eval_envs, eval_seed: int, episodes: int) -> list[set[tuple]]:
+    """Per sub-env, the goals of ``episodes`` evaluation episodes started as ``mtrl.envs.evaluate`` starts them."""
+    eval_envs.reset(seed=eval_seed)
+    seen = [set() for _ in range(eval_envs.num_envs)]
+    for _ in range(episodes):
+        obs, _ = eval_envs.reset()
+        for k in range(eval_envs.num_envs):
+            seen[k].add(_goal(obs[k]))
+    return seen
+
+
+@pytest.mark.parametrize("protocol", ["mt10", "mt10_legacy"])
+def test_every_evaluation_goal_is_a_training_goal(protocol):
+    """Real MT10 (one training and one evaluation build): per task, each evaluation episode's goal is one of the
+    task's training goals; ``mt10_legacy``: the one fixed training goal, every time."""
+    from mtrl.train import make_eval_envs
+
+    cfg = _env_cfg(protocol)
+    train_envs = make_envs(cfg, 1)
+    eval_envs, eval_seed = make_eval_envs(cfg, 1, train_envs)
+    try:
+        assert eval_seed != 1  # their own RNG ...
+        train_goals = _training_goals(train_envs)
+        eval_goals = _evaluation_goals(eval_envs, eval_seed, episodes=20)
+    finally:
+        train_envs.close()
+        eval_envs.close()
+    for k, (tr, ev) in enumerate(zip(train_goals, eval_goals)):
+        assert ev <= tr, f"task {k}: evaluation goals {ev - tr} are not training goals"  # ... never their own goals
+        if protocol == "mt10_legacy":
+            assert len(tr) == 1 and ev == tr
+    if protocol == "mt10":  # 20 episodes really do sample among the 50 training goals
+        assert min(len(ev) for ev in eval_goals) > 1 and min(len(tr) for tr in train_goals) > 10
+
+
+def test_evaluation_goals_follow_the_training_goals_across_a_resume():
+    """MT1 reach-v3: an env restored from a checkpoint's env state (Meta-World task lists) gives its evaluation envs
+    the restored goals, not those of its own construction; an evaluation env with its own goals (the old way)
+    would have none of them."""
+    from mtrl.envs import env_get_state, env_set_state
+    from mtrl.train import make_eval_envs
+
+    cfg = _env_cfg("mt1", task="reach-v3")
+    original, other = make_envs(cfg, 1), make_envs(cfg, 2)
+    try:
+        goals_1 = _training_goals(original)[0]
+        goals_2 = _training_goals(other)[0]
+        assert not goals_1 & goals_2  # different seeds, different goal sets
+        env_set_state(other, env_get_state(original), np.zeros(0))  # "resume" run 1's state into an env of seed 2
+        eval_envs, eval_seed = make_eval_envs(cfg, 1, other)
+        ev = _evaluation_goals(eval_envs, eval_seed, episodes=15)[0]
+        eval_envs.close()
+        old_way = make_envs(cfg, 1 + 10_000)  # the evaluation env before the fix: its own seed, its own goals
+        assert not _training_goals(old_way)[0] & goals_1
+        old_way.close()
+    finally:
+        original.close()
+        other.close()
+    assert ev <= goals_1 and len(ev) > 1

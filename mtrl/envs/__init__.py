@@ -2,6 +2,12 @@
 
 Every env here is a gymnasium vector env with **one sub-env per task** (sub-env ``k`` is task ``k``), SAME_STEP
 autoreset (the true last observation of a finished episode is ``info["final_obs"]``) and ``info["success"]``.
+
+Evaluation envs (``make_envs(..., evaluation=True, goals_from=training_envs)``) run on the **training goals** of
+every protocol: they take the training envs' per-task goal lists and keep only their own RNG (which of those goals
+an evaluation episode gets; for ``mt10_legacy`` there is one). They terminate an episode on its first success and
+never normalise rewards. ``env.task_id`` (``onehot`` | ``none``) says whether the one-hot task id is appended to
+the observation.
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ from mtrl.envs._metaworld import (
     metaworld_set_state,
     metaworld_task_names,
 )
+from mtrl.envs._normalize import ExponentialRewardNormalization
 
 PROTOCOLS = ("mt10", "mt10_legacy", "mt1", "fake")
+TASK_IDS = ("onehot", "none")
 
 __all__ = [
     "MT10_TASKS",
     "PROTOCOLS",
+    "TASK_IDS",
+    "ExponentialRewardNormalization",
     "EvalResult",
     "FakeMultiTaskVecEnv",
     "env_get_state",
@@ -50,21 +60,31 @@ def task_names(env_cfg: Any) -> list[str]:
     raise ValueError(f"unknown env {env_cfg.name!r}; valid: {', '.join(PROTOCOLS)}")
 
 
-def make_envs(env_cfg: Any, seed: int, *, evaluation: bool = False) -> gym.vector.VectorEnv:
+def make_envs(
+    env_cfg: Any, seed: int, *, evaluation: bool = False, goals_from: gym.vector.VectorEnv | None = None
+) -> gym.vector.VectorEnv:
     """Build the training (or, with ``evaluation=True``, evaluation) vector env described by ``env_cfg``.
 
     Evaluation envs terminate an episode on its first success (so success = any step succeeded, as
-    ``metaworld.evaluation``) and never normalise rewards.
+    ``metaworld.evaluation``) and never normalise rewards. ``goals_from``: the training envs whose goals an
+    evaluation env must use (required for Meta-World evaluation envs; see the module docstring).
     """
+    one_hot = str(env_cfg.get("task_id", "onehot")) == "onehot"
     if env_cfg.name == "fake":
         return FakeMultiTaskVecEnv(
             num_tasks=int(env_cfg.num_tasks),
             max_episode_steps=int(env_cfg.max_episode_steps),
             seed=seed,
             terminate_on_success=evaluation,
-        )
+            one_hot=one_hot,
+        )  # its goals are fixed by the task index: the same in every instance
     if env_cfg.name not in PROTOCOLS:
         raise ValueError(f"unknown env {env_cfg.name!r}; valid: {', '.join(PROTOCOLS)}")
+    if evaluation and goals_from is None:
+        raise ValueError(
+            "Meta-World evaluation envs need goals_from=<the training envs>: they run on the training "
+            "goals (mtrl.train.make_eval_envs builds them)"
+        )
     return make_metaworld(
         "MT1" if env_cfg.name == "mt1" else "MT10",
         seed=seed,
@@ -72,8 +92,11 @@ def make_envs(env_cfg: Any, seed: int, *, evaluation: bool = False) -> gym.vecto
         reward_version=str(env_cfg.reward_version),
         fixed_goal=bool(env_cfg.fixed_goal),
         normalize_reward=bool(env_cfg.normalize_reward) and not evaluation,
+        reward_alpha=float(env_cfg.get("reward_alpha", 0.001)),
         terminate_on_success=evaluation,
         task=env_cfg.get("task"),
+        one_hot=one_hot,
+        goals_from=goals_from,
     )
 
 

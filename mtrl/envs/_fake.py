@@ -1,12 +1,15 @@
 """A small, fast, deterministic multi-task vector env for tests: K point-mass reaching tasks.
 
 Task ``k`` moves a point in the plane towards its own goal on a circle (angle ``2πk/K``); the task is visible only
-through the one-hot appended to the observation, as in MT10. Dense reward ``1 − ‖p − goal‖``, ``success`` when
-the distance is below ``success_radius``. The interface copies Meta-World v3 vector envs: SAME_STEP autoreset
-(the returned observation of a finished episode is already the next episode's, the true last one is in
-``info["final_obs"]``), ``info["success"]`` on ordinary steps and ``info["final_info"]["success"]`` on the last
-step, time-limit truncation and optional termination on success (used for evaluation, as Meta-World's
-``terminate_on_success``). Random policies rarely succeed; SAC learns it in a few thousand steps.
+through the one-hot appended to the observation, as in MT10 (``one_hot=False``: not at all, so one network without
+task identity cannot tell the tasks apart). The goals depend only on ``K``: every instance (training or
+evaluation, any seed) has the same ones; the seed only moves the start positions. Dense reward
+``1 − ‖p − goal‖``, ``success`` when the distance is below ``success_radius``. The interface copies Meta-World v3
+vector envs: SAME_STEP autoreset (the returned observation of a finished episode is already the next episode's, the
+true last one is in ``info["final_obs"]``), ``info["success"]`` on ordinary steps and
+``info["final_info"]["success"]`` on the last step, time-limit truncation and optional termination on success (used
+for evaluation, as Meta-World's ``terminate_on_success``). Random policies rarely succeed; SAC learns it in a few
+thousand steps.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class FakeMultiTaskVecEnv(gym.vector.VectorEnv):
         terminate_on_success: bool = False,
         step_size: float = 0.15,
         success_radius: float = 0.15,
+        one_hot: bool = True,
     ) -> None:
         if num_tasks < 1 or max_episode_steps < 1:
             raise ValueError(
@@ -41,14 +45,15 @@ class FakeMultiTaskVecEnv(gym.vector.VectorEnv):
         self.terminate_on_success = bool(terminate_on_success)
         self.step_size, self.success_radius = float(step_size), float(success_radius)
         K = self.num_envs
-        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (2 + K,), np.float32)
+        self.one_hot = bool(one_hot)
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (2 + K * self.one_hot,), np.float32)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, K)
         self.action_space = batch_space(self.single_action_space, K)
         angles = 2 * np.pi * np.arange(K) / K
         self.goals = 0.6 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
         self.task_names = [f"fake-{k}" for k in range(K)]
-        self._one_hot = np.eye(K, dtype=np.float32)
+        self._one_hot = np.eye(K, dtype=np.float32) if self.one_hot else np.zeros((K, 0), np.float32)
         self._rng = np.random.default_rng(seed)
         self._pos = np.zeros((K, 2))
         self._t = np.zeros(K, dtype=np.int64)

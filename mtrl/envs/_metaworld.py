@@ -4,14 +4,21 @@
   one-hot task id appended (39 + 10 = 49-d), reward v2, 500-step episodes, goal resampled from the task's 50 goals
   on every reset.
 - ``mt10_legacy`` (facebookresearch/mtrl and the CAGrad fork, the protocol of the published tables): the same
-  sub-envs with one fixed goal per task for the whole run (the first goal of each task's list for the run seed),
-  150-step episodes, reward v1, running-std reward normalisation of training rewards (gymnasium's
-  ``NormalizeReward``). v3 physics and observations differ from the v1/v2 envs of the papers: comparable only
-  approximately.
+  sub-envs with one fixed goal per task for the whole run (the first goal of each task's list for the run seed;
+  the reference draws one at random, mtenv ``mtenv/envs/metaworld/env.py``), 150-step episodes, reward v1, and the
+  reference's reward normalisation of training rewards (garage ``NormalizedEnv``: per-step moving variance, rate
+  0.001; :mod:`mtrl.envs._normalize`). v3 physics and observations differ from the v1/v2 envs of the papers:
+  comparable only approximately.
 - ``mt1``: one task (``env.task``, e.g. ``reach-v3``), v3 standard, no one-hot (K = 1).
 
-Evaluation envs are built the same way with their own seed, ``terminate_on_success=True`` (as
-``metaworld.evaluation``: success = any step of the episode succeeded) and no reward normalisation.
+``one_hot=False`` (``env.task_id=none``) drops the one-hot task id (39-d observations, as the CAGrad fork's run).
+
+**Goals.** A Meta-World task (``metaworld.Task``) fixes the goal and the initial object positions of an episode;
+each sub-env samples one task from its list (``tasks`` wrapper attribute) on every reset with its own RNG.
+Evaluation envs get the training envs' task lists (``goals_from``), as fb/mtrl and the CAGrad fork reuse the
+training ``env_id_to_task_map`` for evaluation (``mtrl/experiment/metaworld.py``) and as Meta-World v3 evaluates
+on the training goals: their own seed only decides which of those tasks each evaluation episode gets. Evaluation
+envs also terminate on success (as ``metaworld.evaluation``: success = any step succeeded) and never normalise.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from mtrl.envs._normalize import ExponentialRewardNormalization
 
 MT10_TASKS: tuple[str, ...] = (
     "reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
@@ -36,6 +45,11 @@ def metaworld_task_names() -> list[str]:
     return sorted(ALL_V3_ENVIRONMENTS)
 
 
+def sub_envs(envs: gym.vector.VectorEnv) -> list[gym.Env]:
+    """The per-task sub-envs of a (possibly wrapped) synchronous vector env."""
+    return list(envs.unwrapped.envs)  # type: ignore[attr-defined]
+
+
 def make_metaworld(
     benchmark: str,
     *,
@@ -46,18 +60,25 @@ def make_metaworld(
     normalize_reward: bool,
     terminate_on_success: bool,
     task: str | None = None,
+    one_hot: bool = True,
+    reward_alpha: float = 0.001,
+    goals_from: gym.vector.VectorEnv | None = None,
 ) -> gym.vector.VectorEnv:
-    """Build the MT10 (``benchmark="MT10"``) or MT1 (``"MT1"``, ``task``) vector env (SAME_STEP autoreset)."""
+    """Build the MT10 (``benchmark="MT10"``) or MT1 (``"MT1"``, ``task``) vector env (SAME_STEP autoreset).
+
+    ``goals_from``: a vector env of the same benchmark whose per-task goal lists (``tasks``) this one takes over,
+    instead of those of its own seed (evaluation envs get the training envs' goals).
+    """
     import metaworld  # noqa: F401  (registers the gymnasium ids)
 
     kwargs: dict[str, Any] = dict(
         max_episode_steps=max_episode_steps,
         reward_function_version=reward_version,
         terminate_on_success=terminate_on_success,
-        reward_normalization_method="gymnasium" if normalize_reward else None,
+        reward_normalization_method=None,
     )
     if benchmark == "MT10":
-        envs = gym.make_vec("Meta-World/MT10", vector_strategy="sync", seed=seed, use_one_hot=True, **kwargs)
+        envs = gym.make_vec("Meta-World/MT10", vector_strategy="sync", seed=seed, use_one_hot=one_hot, **kwargs)
     elif benchmark == "MT1":
         if task is None:
             raise ValueError("env=mt1 needs env.task (e.g. env.task=reach-v3)")
@@ -67,44 +88,55 @@ def make_metaworld(
         )
     else:
         raise ValueError(f"unknown Meta-World benchmark {benchmark!r} (MT10 or MT1)")
-    if fixed_goal:
+    if goals_from is not None:
+        share_goals(goals_from, envs)
+    elif fixed_goal:
         for sub in envs.envs:
             sub.set_wrapper_attr("tasks", list(sub.get_wrapper_attr("tasks"))[:1])
+    if normalize_reward:
+        envs = ExponentialRewardNormalization(envs, reward_alpha=reward_alpha)
     return envs
 
 
+def share_goals(source: gym.vector.VectorEnv, target: gym.vector.VectorEnv) -> None:
+    """Give each sub-env of ``target`` the task list (goals and initial positions) of the same sub-env of
+    ``source``; the sub-envs keep their own RNGs (which of those tasks an episode gets)."""
+    src, dst = sub_envs(source), sub_envs(target)
+    if len(src) != len(dst):
+        raise ValueError(f"cannot share goals between {len(src)} and {len(dst)} sub-envs")
+    for s, d in zip(src, dst):
+        if type(s.unwrapped) is not type(d.unwrapped):
+            raise ValueError(f"cannot share goals of {type(s.unwrapped).__name__} with {type(d.unwrapped).__name__}")
+        d.set_wrapper_attr("tasks", list(s.get_wrapper_attr("tasks")))
+
+
 def metaworld_get_state(envs: gym.vector.VectorEnv) -> str:
-    """Task-sampling and simulator RNG states of every sub-env (Meta-World's own checkpoints) as JSON text,
-    plus the running reward statistics of ``NormalizeReward`` where present. The MuJoCo state of episodes in
-    progress is not saved: on resume, episodes restart from the restored RNG states."""
-    subs = []
-    for sub in envs.envs:
-        entry: dict[str, Any] = {"ckpt": sub.get_wrapper_attr("get_checkpoint")()}
-        try:
-            rms = sub.get_wrapper_attr("return_rms")
-            entry["return_rms"] = [np.asarray(rms.mean).tolist(), np.asarray(rms.var).tolist(), float(rms.count)]
-            entry["discounted_reward"] = np.asarray(sub.get_wrapper_attr("discounted_reward")).tolist()
-        except AttributeError:
-            pass
-        subs.append(entry)
-    return json.dumps(subs)
+    """Task lists and task-sampling / simulator RNG states of every sub-env (Meta-World's own checkpoints) as JSON
+    text, plus the reward normaliser's running estimates where present. The MuJoCo state of episodes in progress
+    is not saved: on resume, episodes restart from the restored RNG states."""
+    subs: list[dict[str, Any]] = [{"ckpt": sub.get_wrapper_attr("get_checkpoint")()} for sub in sub_envs(envs)]
+    state: dict[str, Any] = {"subs": subs}
+    if isinstance(envs, ExponentialRewardNormalization):
+        state["reward_norm"] = envs.get_state()
+    return json.dumps(state)
 
 
 def metaworld_set_state(envs: gym.vector.VectorEnv, text: str) -> np.ndarray:
     """Restore :func:`metaworld_get_state` and start new episodes; returns the first observation."""
-    subs = json.loads(text)
-    if len(subs) != len(envs.envs):
-        raise ValueError(f"checkpoint has {len(subs)} sub-envs, this env {len(envs.envs)}")
-    for sub, entry in zip(envs.envs, subs):
+    state = json.loads(text)
+    if isinstance(state, list):  # written by mtrl before the reference normaliser: a list of sub-env entries
+        if any("return_rms" in entry for entry in state):
+            raise ValueError("checkpoint used gymnasium's NormalizeReward, this run the reference normalisation")
+        state = {"subs": state}
+    subs = state["subs"]
+    if len(subs) != envs.num_envs:
+        raise ValueError(f"checkpoint has {len(subs)} sub-envs, this env {envs.num_envs}")
+    for sub, entry in zip(sub_envs(envs), subs):
         env_id, ckpt = entry["ckpt"]
         sub.get_wrapper_attr("load_checkpoint")([(env_id, ckpt)])
-        if "return_rms" in entry:
-            rms = sub.get_wrapper_attr("return_rms")
-            rms.mean, rms.var, rms.count = (
-                np.asarray(entry["return_rms"][0]),
-                np.asarray(entry["return_rms"][1]),
-                entry["return_rms"][2],
-            )
-            sub.set_wrapper_attr("discounted_reward", np.asarray(entry["discounted_reward"]))
+    if ("reward_norm" in state) != isinstance(envs, ExponentialRewardNormalization):
+        raise ValueError("checkpoint and run differ in reward normalisation")
+    if isinstance(envs, ExponentialRewardNormalization):
+        envs.set_state(state["reward_norm"])
     obs, _ = envs.reset()
     return obs
