@@ -81,12 +81,19 @@ class Context:
         return self._cos_theta
 
     def _compute_cos_theta(self) -> float:
+        """``cosθ = g0ᵀg_m / (‖g0‖‖g_m‖)`` (IMGrad Eq. 9). At the min-norm point every ``g_iᵀg_m ≥ ‖g_m‖²``
+        (the KKT conditions of the MGDA QP, equality on its support), so ``g0ᵀg_m`` is formed as the mean of
+        ``max(g_iᵀg_m, ‖g_m‖²)``: rounding in ``g_iᵀg_m`` (whose terms can be 1e6 times larger than ``‖g_m‖²`` at
+        strong imbalance) can then never make ``cosθ`` negative, and it is bounded below by ``‖g_m‖/‖g0‖ > 0``.
+        0 if either vector is 0."""
         A = self.gram
         u = np.full(self.K, 1.0 / self.K)
         wm = self.mgda_weights
-        num = float(u @ A @ wm)
-        den = math.sqrt(max(float(u @ A @ u), 0.0) * max(float(wm @ A @ wm), 0.0))
-        return num / den if den > _TINY else 0.0
+        Aw = A @ wm
+        gm2 = max(float(wm @ Aw), 0.0)
+        num = float(np.mean(np.maximum(Aw, gm2)))
+        den = math.sqrt(max(float(u @ A @ u), 0.0) * gm2)
+        return min(num / den, 1.0) if den > _TINY else 0.0
 
     def set_weights(self, w: np.ndarray) -> None:
         self._weights = w

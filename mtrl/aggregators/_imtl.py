@@ -6,14 +6,20 @@ import numpy as np
 
 from mtrl.aggregators._base import GramWeighting, Stats
 from mtrl.aggregators._diagnostics import Context
+from mtrl.aggregators._solvers import correlation
 
 
 class IMTL(GramWeighting):
     """Weights ``α`` with ``Σα = 1`` such that ``d = αᵀG`` has equal projections on every unit gradient ``u_i``.
 
-    With ``D = [g_1 − g_i]_{i≥2}`` and ``U = [u_1 − u_i]_{i≥2}``: ``α_{2:K} = g_1 Uᵀ (D Uᵀ)⁻¹`` and
-    ``α_1 = 1 − Σ α_{2:K}``. Every inner product is read off the Gram matrix (``g_i·u_j = A_ij/‖g_j‖``), so
-    the solve is K x K. A singular system (identical or zero rows) is solved by least squares.
+    The paper's closed form (Eq. 10; LibMTL ``LibMTL/weighting/IMTL.py``) is ``α_{2:K} = g_1 Uᵀ (D Uᵀ)⁻¹``,
+    ``α_1 = 1 − Σ α_{2:K}`` with ``D = [g_1 − g_i]``, ``U = [u_1 − u_i]``. Equal projections ``(Aα)_i/‖g_i‖ = t``
+    mean ``α ∝ A⁻¹n``; with ``A = DCD`` (``C`` the cosine matrix, unit diagonal) that is ``α_i ∝ β_i/‖g_i‖`` for
+    ``Cβ = 1``. We solve that K x K system: the same ``α`` wherever Eq. 10 is defined, and a condition number
+    that does not grow with the spread of the gradient norms (Eq. 10's ``D Uᵀ`` mixes scales 1e6 apart at a
+    norm ratio of 1e6). A singular ``C`` (identical or rank-deficient rows) is solved by least squares (minimum
+    norm β: identical rows get equal weights); zero rows get weight 0. If ``Σ_i β_i/‖g_i‖`` vanishes (no such
+    ``α`` exists) the weights fall back to the mean (``stats["imtl_fallback"] = 1``).
     """
 
     name = "imtl"
@@ -21,15 +27,23 @@ class IMTL(GramWeighting):
     def weights_from_gram(self, ctx: Context, losses: np.ndarray | None) -> tuple[np.ndarray, Stats]:
         K = ctx.K
         if K == 1:
-            return np.ones(1), {}
-        A = ctx.gram
-        n = ctx.norms
-        inv = np.where(n > 0, 1.0 / np.where(n > 0, n, 1.0), 0.0)
-        B = A * inv[None, :]  # B[i, j] = g_i · u_j
-        # (g_1 − g_i)·(u_1 − u_j) = B11 − B1j − Bi1 + Bij,   g_1·(u_1 − u_j) = B11 − B1j
-        rhs = B[0, 0] - B[0, 1:]
-        M = B[0, 0] - B[0, 1:][None, :] - B[1:, 0][:, None] + B[1:, 1:]
-        # α_{2:K} solves α M = rhs, i.e. Mᵀ αᵀ = rhsᵀ
-        a, *_ = np.linalg.lstsq(M.T, rhs, rcond=None)
-        w = np.concatenate([[1.0 - a.sum()], a])
-        return w, {}
+            return np.ones(1), {"imtl_fallback": 0.0}
+        C, n = correlation(ctx.gram)
+        act = np.flatnonzero(n > 0)
+        w = np.zeros(K)
+        if act.size == 0:
+            return np.full(K, 1.0 / K), {"imtl_fallback": 1.0}
+        Cs = C[np.ix_(act, act)]
+        ones = np.ones(act.size)
+        try:
+            beta = np.linalg.solve(Cs, ones)
+            if not np.all(np.isfinite(beta)) or np.linalg.norm(Cs @ beta - ones) > 1e-8 * np.sqrt(act.size):
+                raise np.linalg.LinAlgError
+        except np.linalg.LinAlgError:
+            beta = np.linalg.lstsq(Cs, ones, rcond=1e-12)[0]
+        a = beta / n[act]
+        tot = float(a.sum())
+        if not (np.isfinite(tot) and abs(tot) > 1e-12 * float(np.abs(a).sum())):
+            return np.full(K, 1.0 / K), {"imtl_fallback": 1.0}
+        w[act] = a / tot
+        return w, {"imtl_fallback": 0.0}

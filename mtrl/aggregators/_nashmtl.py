@@ -8,25 +8,39 @@ The direction is ``Σ_i α_i g_i`` clipped to ``max_norm`` (the
 reference clips the shared gradient norm to 1), then divided by K to put it on the mean-gradient scale
 (multiply by K to recover the reference code's update exactly).
 
+Scale-invariant form. Both solvers work in ``β = α∘n`` (``n_i = ‖g_i‖``) on the cosine matrix ``C = D⁻¹AD⁻¹``
+(``D = diag(n)``, unit diagonal): ``Aα = 1/α  ⇔  Cβ = 1/β``. This system does not change when ``G`` is scaled,
+globally or per task, so the solve is equally exact at any gradient scale and any norm spread
+(``diag(1e-3, 1e-3, 1e3)`` gives ``α = (1e3, 1e3, 1e-3)``; in α-space the reference's solution spans six decades).
+
 Two solvers of the same fixed point:
 
-* ``solver="cccp"``: the reference concave-convex procedure - each of at most ``optim_niter``
-  iterations solves the convex program ``min Σ_i (Aα)_i + ∇φ(α_prev)ᵀα / n  s.t.  log(α_i n) + log((Aα)_i) ≥ 0``
-  with cvxpy (Clarabel), warm-started from the previous step's α, stopped when ``‖Aα − 1/α‖ < 1e-3`` or the
-  iterate stops moving. The program is written in DPP form (the linearisation is passed in as one parameter),
-  so cvxpy compiles it once and re-solves it without re-canonicalising.
+* ``solver="cccp"``: the reference concave-convex procedure - each of at most ``optim_niter`` iterations solves
+  the convex program ``min Σ_i (Aα)_i + ∇φ(α_t)ᵀα  s.t.  α_i (Aα)_i ≥ 1`` (the reference's program: its
+  normalisation by ``n = ‖A‖_F`` divides both objective terms) with cvxpy (Clarabel), written in β (the same
+  program, variables well scaled), warm-started from the previous step's α. Two deliberate differences, both
+  for scale invariance: the reference's weight of the first term against the linearisation grows in
+  proportion to the gradient scale, we fix it at its value for ``‖A‖_F = 1``; the reference stops on
+  ``‖A/n·α − 1/α‖ < 1e-3`` (units of the gradient scale), we stop on ``max_i |β_i(Cβ)_i − 1| < 1e-3`` or a
+  relative change of β below 1e-6. The program is written in DPP form (the linearised objective is one
+  parameter), so cvxpy compiles it once.
 * ``solver="newton"`` (default): the fixed point is the unique minimiser of the strictly convex
-  ``½αᵀAα − Σ_i log α_i`` (its gradient is ``Aα − 1/α``), found by damped Newton steps in K-space (~10 iterations
-  of a K x K solve on ``A/n``, rescaled by ``1/√n``). Same answer wherever the reference converges, about a
-  hundred times faster (~0.2 ms against ~2 ms per step for K = 10), which is why it is the default; the CCCP
-  stays available for reproducing the reference, failures included (its linearised subproblem can be unbounded
-  when gradients conflict, and the reference then keeps the previous α).
+  ``½βᵀCβ − Σ_i log β_i`` (gradient ``Cβ − 1/β``), found by damped Newton steps (a few K x K solves). Its
+  stopping test is relative (every ``|β_i(Cβ)_i − 1|`` below 1e-10 plus its float64 rounding floor, or a Newton
+  decrement at machine precision), so it does not report a failure after converging on ill-conditioned
+  ``C``. It returns the CCCP's fixed point to ~1e-9 wherever the CCCP converges (tested), ~100 times faster;
+  the CCCP stays available for reproducing the reference, failures included (its linearised subproblem can be
+  unbounded when gradients conflict, and the reference then keeps the previous α).
 
-Failures are never skipped silently: when a solve fails (solver error, non-finite α, no convergence - e.g. at a
-Pareto-stationary point where no solution exists) the previous step's α is reused (the reference behaviour;
-uniform weights at the first step), ``n_solver_failures`` is incremented and ``stats["solver_failed"] = 1``.
-A CCCP that runs out of iterations before converging is used as the reference uses it, and reported as
-``stats["solver_converged"] = 0``.
+Failures are never skipped silently, and counted only when a solve really failed: a solver error, non-finite
+β, β diverging past 1e12, or a stalled line search with a residual above 1e-6. When 0 lies in the convex hull
+of the gradients (a Pareto-stationary point: a zero gradient, or the min-norm point of the *unit* gradients has
+squared norm <= 1e-14; tested on ``C``, so independent of the norms) no solution exists and the solve fails
+(``stats["pareto_stationary"] = 1``). On failure the previous step's α is reused (the reference behaviour;
+``stats["solver_fallback"] = 1``), or ``1/sqrt(‖A‖_F)`` for every task at the first step (``= 2``);
+``n_solver_failures`` is incremented and ``stats["solver_failed"] = 1``. A CCCP that runs out of iterations
+before converging is used as the reference uses it, and reported as ``stats["solver_converged"] = 0``.
+``stats["solver_residual"]`` is ``max_i |β_i(Cβ)_i − 1|`` of the returned solve.
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ import numpy as np
 
 from mtrl.aggregators._base import GramWeighting, Stats
 from mtrl.aggregators._diagnostics import Context
+from mtrl.aggregators._solvers import correlation, min_norm_weights
 
 _SOLVERS = ("cccp", "newton")
 
@@ -80,27 +95,26 @@ class NashMTL(GramWeighting):
         A = ctx.gram
         if self._alpha is None or self._alpha.shape[0] != K:
             self._alpha = None
-        stats: Stats = {"solver_failed": 0.0, "solver_converged": 1.0}
-        nf = float(np.linalg.norm(A))
+        stats: Stats = {"solver_failed": 0.0, "solver_converged": 1.0, "pareto_stationary": 0.0, "solver_fallback": 0.0}
         if self._alpha is None or self._step % self.update_weights_every == 0:
-            wm = ctx.mgda_weights
-            if float(wm @ A @ wm) <= 1e-12 * float(np.max(np.diag(A))):
-                alpha, ok, iters = None, False, 0  # Pareto-stationary: 0 is in the hull, no bargaining solution
-            elif nf > 0.0 and math.isfinite(nf):
-                An = A / nf
-                alpha, ok, iters = (self._solve_newton if self.solver == "newton" else self._solve_cccp)(An, nf)
-            else:
-                alpha, ok, iters = None, False, 0
+            C, n = correlation(A)
+            beta, ok, iters, resid = None, False, 0, math.inf
+            if np.all(n > 0) and np.all(np.isfinite(C)):
+                solve = self._solve_newton if self.solver == "newton" else self._solve_cccp
+                beta, ok, iters, resid = solve(C, n)
             stats["solver_iters"] = float(iters)
-            if ok and alpha is not None:
-                self._alpha = alpha
+            stats["solver_residual"] = float(resid)
+            if ok and beta is not None:
+                self._alpha = beta / n
                 stats["solver_converged"] = float(self._converged)
             else:
                 self.n_solver_failures += 1
                 stats["solver_failed"] = 1.0
+                stats["pareto_stationary"] = float(_pareto_stationary(C, n))
+                stats["solver_fallback"] = 1.0 if self._alpha is not None else 2.0
                 if self._alpha is None:
-                    self._alpha = np.ones(K) / math.sqrt(max(nf, 1e-300)) if nf > 0 else np.ones(K)
-                    self._alpha = self._alpha if np.all(np.isfinite(self._alpha)) else np.ones(K)
+                    nf = float(np.linalg.norm(A))
+                    self._alpha = np.ones(K) / math.sqrt(nf) if nf > 0 and math.isfinite(nf) else np.ones(K)
         self._step += 1
         alpha = self._alpha
         d_norm = math.sqrt(max(float(alpha @ A @ alpha), 0.0))
@@ -108,59 +122,80 @@ class NashMTL(GramWeighting):
         stats["alpha_sum"] = float(alpha.sum())
         return alpha * clip / K, stats
 
-    def _solve_newton(self, An: np.ndarray, nf: float) -> tuple[np.ndarray | None, bool, int]:
-        K = An.shape[0]
-        root = math.sqrt(nf)
-        alpha = self._alpha * root if self._alpha is not None else np.ones(K)
+    def _warm_beta(self, n: np.ndarray) -> np.ndarray:
+        """Warm start in the scaled variables ``β = α∘n`` (the previous step's α), else ``β = 1``."""
+        if self._alpha is not None and np.all(self._alpha > 0) and np.all(np.isfinite(self._alpha)):
+            return self._alpha * n
+        return np.ones(n.shape[0])
+
+    def _solve_newton(self, C: np.ndarray, n: np.ndarray) -> tuple[np.ndarray | None, bool, int, float]:
+        """Damped Newton on ``f(β) = ½βᵀCβ − Σ log β`` (gradient ``Cβ − 1/β``), ``C`` the cosine matrix.
+
+        Converged when every residual ``|β_i(Cβ)_i − 1|`` is below ``1e-10`` plus its float64 rounding floor
+        ``1e-15·β_i(|C|β)_i`` (and below 1e-6), or when the Newton decrement ``λ² = −∇fᵀΔβ`` is below ``1e-20·K`` (f cannot be
+        decreased further in float64) with a residual below 1e-6. A line search that stalls counts as converged when the residual is
+        below 1e-6 (a plateau at machine precision on ill-conditioned ``C``), else as a failure; ``β`` growing
+        past 1e12 is a failure (no solution: 0 is, to float64 precision, in the hull of the unit gradients).
+        Returns ``(β, ok, iterations, max residual)``."""
+        K = C.shape[0]
+        beta = self._warm_beta(n)
+        absC = np.abs(C)
 
         def obj(x: np.ndarray) -> float:
-            return 0.5 * float(x @ An @ x) - float(np.sum(np.log(x)))
+            return 0.5 * float(x @ C @ x) - float(np.sum(np.log(x)))
 
-        f = obj(alpha)
-        for it in range(1, 51):
-            Ax = An @ alpha
-            resid = alpha * Ax - 1.0
-            if np.max(np.abs(resid)) < 1e-10:
+        f = obj(beta)
+        resid = math.inf
+        for it in range(1, 61):
+            Cb = C @ beta
+            r = beta * Cb - 1.0
+            resid = float(np.max(np.abs(r)))
+            if resid <= 1e-6 and np.all(np.abs(r) <= 1e-10 + 1e-15 * beta * (absC @ beta)):
                 self._converged = True
-                return alpha / root, True, it
-            g = Ax - 1.0 / alpha
-            H = An + np.diag(1.0 / alpha**2)
+                return beta, True, it, resid
+            g = Cb - 1.0 / beta
+            H = C + np.diag(1.0 / beta**2)
             try:
                 step = -np.linalg.solve(H, g)
             except np.linalg.LinAlgError:
-                return None, False, it
-            neg = step < 0
-            t = min(1.0, 0.99 * float(np.min(-alpha[neg] / step[neg]))) if np.any(neg) else 1.0
+                return None, False, it, resid
             slope = float(g @ step)
+            if -slope <= 1e-20 * K:  # no descent left in float64: converged if the residual says so, else stuck
+                self._converged = resid <= 1e-6
+                return (beta, True, it, resid) if resid <= 1e-6 else (None, False, it, resid)
+            neg = step < 0
+            t = min(1.0, 0.99 * float(np.min(-beta[neg] / step[neg]))) if np.any(neg) else 1.0
             while t > 1e-12:
-                xn = alpha + t * step
+                xn = beta + t * step
                 fn = obj(xn)
                 if fn <= f + 1e-4 * t * slope:
                     break
                 t *= 0.5
             else:
-                return None, False, it
-            alpha, f = xn, fn
-            if not np.all(np.isfinite(alpha)) or float(np.max(alpha)) > 1e12:
-                return None, False, it  # diverging: the barrier problem is unbounded (Pareto-stationary point)
-        return None, False, 50
+                if resid <= 1e-6:
+                    self._converged = True
+                    return beta, True, it, resid
+                return None, False, it, resid
+            beta, f = xn, fn
+            if not np.all(np.isfinite(beta)) or float(np.max(beta)) > 1e12:
+                return None, False, it, resid  # diverging: no bargaining solution (Pareto-stationary point)
+        return None, False, 60, resid
 
     def _build_cccp(self, K: int) -> None:
         import cvxpy as cp
 
-        alpha = cp.Variable(K, nonneg=True)
-        A = cp.Parameter((K, K))
-        # The reference objective Σ_i (Aα)_i + ∇φ(α_prev)ᵀα / n is linear in α: its coefficient vector
-        # c = A·1 + ∇φ(α_prev)/n is computed outside, one parameter, so that the program is DPP.
+        beta = cp.Variable(K, nonneg=True)
+        C = cp.Parameter((K, K))
+        # The reference objective Σ_i (Aα)_i + ∇φ(α_prev)ᵀα / n is linear in α (β): its coefficient vector is
+        # computed outside, one parameter, so that the program is DPP.
         c = cp.Parameter(K)
-        nf = cp.Parameter(nonneg=True)
-        Aa = A @ alpha
-        cons = [-cp.log(alpha[i] * nf) - cp.log(Aa[i]) <= 0 for i in range(K)]
-        prob = cp.Problem(cp.Minimize(c @ alpha), cons)
-        self._problem = (prob, alpha, A, c, nf, K)
+        Cb = C @ beta
+        cons = [-cp.log(beta[i]) - cp.log(Cb[i]) <= 0 for i in range(K)]
+        prob = cp.Problem(cp.Minimize(c @ beta), cons)
+        self._problem = (prob, beta, C, c, K)
         # compile (DPP canonicalisation) and solve once on a fixed input, so that every later solve goes through
         # the same cached path: a resumed run then reproduces an uninterrupted one bit for bit
-        A.value, nf.value, c.value = np.eye(K), 1.0, np.full(K, 3.0)
+        C.value, c.value = np.eye(K), np.full(K, 3.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prob.solve(solver=cp.CLARABEL)
@@ -169,47 +204,57 @@ class NashMTL(GramWeighting):
         """Weights of the two terms of the CCCP objective, ``Σ_i g_iᵀGα`` and ``φ`` (1, 1 for Nash-MTL)."""
         return 1.0, 1.0
 
-    def _solve_cccp(self, An: np.ndarray, nf: float) -> tuple[np.ndarray | None, bool, int]:
+    def _solve_cccp(self, C: np.ndarray, n: np.ndarray) -> tuple[np.ndarray | None, bool, int, float]:
+        """The reference CCCP, in the scaled variables ``β = α∘n`` (see module docstring): the same sequence of
+        convex programs, with constraints ``β_i(Cβ)_i ≥ 1`` that no longer depend on the gradient scale."""
         import cvxpy as cp
 
-        K = An.shape[0]
+        K = C.shape[0]
+        if _pareto_stationary(C, n):
+            return None, False, 0, math.inf  # no bargaining solution: do not run 20 conic solves for nothing
         if self._problem is None or self._problem[-1] != K:
             self._build_cccp(K)
-        prob, alpha_v, A_p, c_p, nf_p, _ = self._problem
-        A_p.value = An
-        nf_p.value = nf
+        prob, beta_v, C_p, c_p, _ = self._problem
+        C_p.value = C
         w_push, w_phi = self._objective_weights()
-        push = An.sum(1)  # ∂/∂α Σ_i (Aα)_i
-        a_t = self._alpha.copy() if self._alpha is not None else np.ones(K)
+        # ∂/∂β Σ_i (Aα)_i = ∂/∂β nᵀCβ, divided by sqrt(‖A‖_F): the reference's weight of this term against the
+        # linearisation grows in proportion to the gradient scale; fixing it at its value for ‖A‖_F = 1 makes
+        # the iteration scale-invariant (same fixed point)
+        push = C @ n / math.sqrt(float(np.linalg.norm(C * np.outer(n, n))))
+        b_t = self._warm_beta(n)
         ok = False
         it = 0
         for it in range(1, self.optim_niter + 1):
-            a_t = np.maximum(np.abs(a_t), 1e-12)
-            Aa = An @ a_t  # may have negative entries (conflicts): the linearisation is still a linear objective
+            b_t = np.maximum(np.abs(b_t), 1e-12)
+            Cb = C @ b_t  # may have negative entries (conflicts): the linearisation is still a linear objective
             with np.errstate(divide="ignore", invalid="ignore"):
-                lin = (1.0 / a_t + (1.0 / Aa) @ An) / nf  # ∇φ(α_t) / n
+                lin = 1.0 / b_t + (1.0 / Cb) @ C  # ∇_β φ(β_t)
             if not np.all(np.isfinite(lin)):
-                return None, False, it  # (Aα)_i = 0: the linearisation of log((Aα)_i) does not exist
-            c_p.value = w_push * push + w_phi * lin
-            alpha_v.value = a_t
+                return None, False, it, math.inf  # (Cβ)_i = 0: the linearisation of log((Cβ)_i) does not exist
+            coef = w_push * push + w_phi * lin
+            coef = coef / max(float(np.max(np.abs(coef))), 1e-300)  # a positive factor: same minimiser
+            c_p.value = coef
+            beta_v.value = b_t
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "solution may be inaccurate": reported through the status
                     prob.solve(solver=cp.CLARABEL, warm_start=True)
             except (cp.error.SolverError, ValueError, ArithmeticError):
-                return None, False, it
-            new = alpha_v.value
+                return None, False, it, math.inf
+            new = beta_v.value
             if new is None or prob.status not in ("optimal", "optimal_inaccurate") or not np.all(np.isfinite(new)):
-                return None, False, it
-            converged = (np.linalg.norm(An @ new - 1.0 / (new + 1e-10)) < 1e-3) or (np.linalg.norm(new - a_t) < 1e-6)
-            a_t = new
+                return None, False, it, math.inf
+            resid = float(np.max(np.abs(new * (C @ new) - 1.0)))
+            converged = resid < 1e-3 or float(np.linalg.norm(new - b_t)) < 1e-6 * float(np.linalg.norm(b_t))
+            b_t = new
             if converged:
                 ok = True
                 break
         # the reference accepts the last iterate after optim_niter iterations; so do we, if it is usable
         self._converged = ok
-        ok = ok or bool(np.all(a_t > 0))
-        return a_t, ok, it
+        resid = float(np.max(np.abs(b_t * (C @ b_t) - 1.0)))
+        ok = ok or bool(np.all(b_t > 0))
+        return b_t, ok, it, resid
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -224,3 +269,19 @@ class NashMTL(GramWeighting):
         a = state.get("alpha")
         self._alpha = None if a is None else np.asarray(a, dtype=np.float64)
         self._step = int(state.get("step", 0))
+
+
+#: ``‖Σ_i w_i g_i/‖g_i‖‖²`` at or below which 0 counts as in the hull of the unit gradients (float64 cosines carry
+#: ~1e-16 absolute error, so a squared min-norm of 1e-14 is indistinguishable from 0)
+PARETO_TOL = 1e-14
+
+
+def _pareto_stationary(C: np.ndarray, n: np.ndarray) -> bool:
+    """Whether 0 is in the convex hull of the gradients (then ``Aα = 1/α`` has no solution): a zero gradient, or a
+    min-norm point of the *unit* gradients (cosine matrix ``C``) of squared norm <= :data:`PARETO_TOL`. Testing
+    the unit gradients makes the test independent of the norms (the old test, ``‖g_m‖² ≤ 1e-12·max‖g_i‖²``,
+    declared ``diag(1e-3, 1e-3, 1e3)`` stationary)."""
+    if np.any(n <= 0):
+        return True
+    w = min_norm_weights(C)
+    return float(w @ C @ w) <= PARETO_TOL
