@@ -132,10 +132,11 @@ class NashMTL(GramWeighting):
         """Damped Newton on ``f(β) = ½βᵀCβ − Σ log β`` (gradient ``Cβ − 1/β``), ``C`` the cosine matrix.
 
         Converged when every residual ``|β_i(Cβ)_i − 1|`` is below ``1e-10`` plus its float64 rounding floor
-        ``1e-15·β_i(|C|β)_i`` (and below 1e-6), or when the Newton decrement ``λ² = −∇fᵀΔβ`` is below ``1e-20·K`` (f cannot be
-        decreased further in float64) with a residual below 1e-6. A line search that stalls counts as converged when the residual is
-        below 1e-6 (a plateau at machine precision on ill-conditioned ``C``), else as a failure; ``β`` growing
-        past 1e12 is a failure (no solution: 0 is, to float64 precision, in the hull of the unit gradients).
+        ``1e-15·β_i(|C|β)_i`` (and below 1e-6), or when the Newton decrement ``λ² = −∇fᵀΔβ`` is below
+        ``1e-20·K`` (f cannot be decreased further in float64) with a residual below 1e-6. A line search that
+        stalls counts as converged when the residual is below 1e-6 (a plateau at machine precision on
+        ill-conditioned ``C``), else as a failure; ``β`` growing past 1e12 is a failure (no solution: 0 is, to
+        float64 precision, in the hull of the unit gradients).
         Returns ``(β, ok, iterations, max residual)``."""
         K = C.shape[0]
         beta = self._warm_beta(n)

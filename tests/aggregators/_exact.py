@@ -8,6 +8,7 @@ principal submatrix of ``A`` invertible), whatever the spread of the gradient no
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +16,6 @@ import torch
 
 mp = pytest.importorskip("mpmath").mp
 mp.dps = 60
-
-Mat = "mp.matrix"
 
 
 def gram(G: torch.Tensor) -> list[list]:
@@ -26,11 +25,11 @@ def gram(G: torch.Tensor) -> list[list]:
     return [[mp.fsum(a * b for a, b in zip(rows[i], rows[j])) for j in range(K)] for i in range(K)]
 
 
-def _sub(A: list[list], idx: tuple[int, ...]) -> "mp.matrix":
+def _sub(A: list[list], idx: tuple[int, ...]) -> Any:
     return mp.matrix([[A[i][j] for j in idx] for i in idx])
 
 
-def _quad(A: list[list], w: list) -> "mp.mpf":
+def _quad(A: list[list], w: list) -> Any:
     K = len(w)
     return mp.fsum(w[i] * A[i][j] * w[j] for i in range(K) for j in range(K))
 
@@ -71,7 +70,7 @@ def linear_plus_norm(A: list[list], b: list, s) -> list:
     K = len(A)
     s = mp.mpf(s)
 
-    def obj(w: list) -> "mp.mpf":
+    def obj(w: list) -> Any:
         return mp.fsum(w[i] * b[i] for i in range(K)) + s * mp.sqrt(max(_quad(A, w), mp.mpf(0)))
 
     cands = []
@@ -108,15 +107,25 @@ def linear_plus_norm(A: list[list], b: list, s) -> list:
     return min(cands, key=obj)
 
 
-def nash(A: list[list]) -> list:
-    """Nash-MTL: the ``α > 0`` with ``Aα = 1/α``, by Newton's method on ``½βᵀCβ − Σ log β`` in the cosine
-    matrix ``C`` (``α_i = β_i/‖g_i‖``) at 60 digits, to a residual of 1e-40."""
+def unit_min_norm_sq(A: list[list]) -> Any:
+    """Squared norm of the min-norm point of the hull of the unit gradients (0: Pareto-stationary)."""
     K = len(A)
+    C = [[A[i][j] / mp.sqrt(A[i][i] * A[j][j]) for j in range(K)] for i in range(K)]
+    return _quad(C, min_norm(C))
+
+
+def nash(A: list[list]) -> list | None:
+    """Nash-MTL: the ``α > 0`` with ``Aα = 1/α``, by Newton's method on ``½βᵀCβ − Σ log β`` in the cosine
+    matrix ``C`` (``α_i = β_i/‖g_i‖``) at 60 digits, to a residual of 1e-40; None when none exists (0 in the
+    hull of the gradients)."""
+    K = len(A)
+    if unit_min_norm_sq(A) < mp.mpf(10) ** -40:
+        return None
     n = [mp.sqrt(A[i][i]) for i in range(K)]
     C = mp.matrix([[A[i][j] / (n[i] * n[j]) for j in range(K)] for i in range(K)])
     beta = mp.matrix([1] * K)
 
-    def f(x: "mp.matrix") -> "mp.mpf":
+    def f(x: Any) -> Any:
         return (x.T * C * x)[0] / 2 - mp.fsum(mp.log(v) for v in x)
 
     for _ in range(500):
@@ -127,7 +136,8 @@ def nash(A: list[list]) -> list:
         H = C + mp.diag([1 / beta[i] ** 2 for i in range(K)])
         step = -mp.lu_solve(H, g)
         t = mp.mpf(1)
-        while any(beta[i] + t * step[i] <= 0 for i in range(K)) or f(beta + t * step) > f(beta) + t * (g.T * step)[0] / 10**4:
+        f0, slope = f(beta), (g.T * step)[0]
+        while any(beta[i] + t * step[i] <= 0 for i in range(K)) or f(beta + t * step) > f0 + t * slope / 10**4:
             t /= 2
         beta = beta + t * step
     raise AssertionError("exact Nash solve did not converge")
