@@ -116,9 +116,14 @@ def load_checkpoint(path: str | Path, fingerprint: dict[str, Any] | None = None)
     except Exception as e:  # noqa: BLE001 - any unpickling error means the same thing here
         msg = f"checkpoint {p} cannot be loaded ({type(e).__name__}); refusing to resume, file kept"
         raise CheckpointError(msg) from None
-    if fingerprint is not None:
+    if fingerprint is not None:  # every key of either side (a key on one side only is a mismatch)
         theirs = payload.get("fingerprint", {})
-        diff = [f"{k}: checkpoint {theirs.get(k)!r} vs run {v!r}" for k, v in fingerprint.items() if theirs.get(k) != v]
+        keys = list(fingerprint) + [k for k in theirs if k not in fingerprint]
+        diff = [
+            f"{k}: checkpoint {theirs.get(k)!r} vs run {fingerprint.get(k)!r}"
+            for k in keys
+            if theirs.get(k) != fingerprint.get(k)
+        ]
         if diff:
             raise CheckpointError(
                 f"checkpoint {p} does not match this run ({'; '.join(diff)}); refusing to resume, file kept"

@@ -2,12 +2,18 @@
 
     python -m mtrl.train env=mt10 agent.aggregator=imgrad
     python -m mtrl.train env=mt10 agent.aggregator=cagrad agent.aggregator_kwargs.c=0.9 experiment=quick
+    python -m mtrl.train experiment=cagrad_mt10     # the published MT10 run (CAGrad fork of fb/mtrl, run.sh)
 
 Reads top to bottom like cleanrl's ``sac_continuous_action.py``: config check -> seeding -> envs -> agent (with its
 aggregators) -> replay -> resume -> loop (collect, update, log, evaluate, checkpoint). Each step is one call into
 a small module: ``mtrl.envs``, ``mtrl.agents``, ``mtrl.logging`` (tags, eval.jsonl), ``mtrl.checkpoint``,
 ``mtrl.seeding``. Outputs go to Hydra's run directory: ``.hydra/``, ``tb/``, ``eval.jsonl``, ``checkpoints/``,
 ``resolved_config.yaml``, ``train.log``.
+
+Evaluation envs run on the training goals (:func:`make_eval_envs`). The loop's reference-run options, all off by
+default: ``train.warmup_updates`` (that many updates at once when warm-up ends, as fb/mtrl's
+``mtrl/experiment/multitask.py``), ``train.eval_at_start`` (evaluate at step 0 too), ``agent.replay=uniform``
+(:meth:`mtrl.agents.MultiTaskReplayBuffer.sample_uniform`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mtrl import _cli, seeding
-from mtrl.agents import ARCHS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
+from mtrl.agents import ALPHAS, ARCHS, INITS, LOSSES, REPLAYS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
 from mtrl.aggregators import make_aggregator
 from mtrl.checkpoint import (
     CheckpointError,
@@ -46,7 +52,7 @@ from mtrl.envs import (
     task_names,
     true_next_obs,
 )
-from mtrl.logging import RunLogger
+from mtrl.logging import AGG_PREFIX, RunLogger
 
 log = logging.getLogger("mtrl.train")
 PROG = "mtrl.train"
@@ -78,9 +84,16 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"env.reward_alpha must be a number in (0, 1], got {e.get('reward_alpha')!r}")
     if a.arch not in ARCHS:
         raise ConfigError(f"unknown architecture agent.arch={a.arch!r}; valid: {', '.join(ARCHS)}")
-    bad = sorted(set(a.aggregate_on) - {"critic", "actor"})
+    bad = sorted(set(a.aggregate_on) - set(LOSSES))
     if bad:
-        raise ConfigError(f"agent.aggregate_on: unknown loss(es) {', '.join(map(str, bad))}; valid: critic, actor")
+        valid = ", ".join(LOSSES)
+        raise ConfigError(f"agent.aggregate_on: unknown loss(es) {', '.join(map(str, bad))}; valid: {valid}")
+    choices = {"agent.alpha": (a.alpha, ALPHAS), "agent.init": (a.init, INITS), "agent.replay": (a.replay, REPLAYS)}
+    for key, (value, valid) in choices.items():
+        if value not in valid:
+            raise ConfigError(f"{key} must be one of {', '.join(valid)}, got {value!r}")
+    if "alpha" in a.aggregate_on and a.alpha != "shared":
+        raise ConfigError("agent.aggregate_on with alpha needs agent.alpha=shared (per-task α have no shared gradient)")
     try:
         make_aggregator(str(a.aggregator), **_kwargs(a))
     except (ValueError, TypeError) as err:
@@ -88,6 +101,9 @@ def check_config(cfg: DictConfig) -> None:
     if a.per_task_grads not in ("vmap", "loop"):
         raise ConfigError(f"agent.per_task_grads must be vmap or loop, got {a.per_task_grads!r}")
     K = len(task_names(e))
+    if e.get("task_id") == "none" and K > 1 and a.arch != "shared":
+        raise ConfigError(f"env.task_id=none with agent.arch={a.arch}: heads would still tell the tasks apart; "
+                          "without a task id the network is one MLP (agent.arch=shared)")  # fmt: skip
     positive = {
         "train.steps_per_task": t.steps_per_task, "train.eval_every": t.eval_every, "train.log_every": t.log_every,
         "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
@@ -103,6 +119,10 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be a positive number, got {value!r}")
     if not (isinstance(t.warmup_steps_per_task, int) and t.warmup_steps_per_task >= 0):
         raise ConfigError(f"train.warmup_steps_per_task must be an integer >= 0, got {t.warmup_steps_per_task!r}")
+    if not (isinstance(t.warmup_updates, int) and not isinstance(t.warmup_updates, bool) and t.warmup_updates >= 1):
+        raise ConfigError(f"train.warmup_updates must be an integer >= 1, got {t.warmup_updates!r}")
+    if t.eval_at_start not in (True, False):
+        raise ConfigError(f"train.eval_at_start must be true or false, got {t.eval_at_start!r}")
     if a.batch_size is not None and (a.batch_size <= 0 or a.batch_size % K):
         raise ConfigError(f"agent.batch_size={a.batch_size} must be a positive multiple of the {K} tasks")
     if a.buffer_capacity < K:
@@ -131,6 +151,7 @@ def build_agent(cfg: DictConfig, obs_dim: int, act_dim: int, num_tasks: int, dev
         alpha_lr=float(a_cfg.alpha_lr), gamma=float(a_cfg.gamma), tau=float(a_cfg.tau),
         init_alpha=float(a_cfg.init_alpha), target_entropy=a_cfg.target_entropy,
         aggregate_on=tuple(str(x) for x in a_cfg.aggregate_on), per_task_grads=str(a_cfg.per_task_grads),
+        alpha=str(a_cfg.alpha), init=str(a_cfg.init),
     )  # fmt: skip
     return MultiTaskSAC(obs_dim, act_dim, num_tasks, sac_cfg, aggregators, device=device)
 
@@ -146,15 +167,26 @@ def _device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r} (cpu, cuda, cuda:N, auto)") from None
 
 
+# Settings added after checkpoints existed: in the fingerprint only when not at their default (so older checkpoints
+# of default runs still resume; ``load_checkpoint`` compares the keys of both sides). ``agent.init`` and
+# ``train.warmup_updates`` only matter before the first checkpoint, so they are not here.
+_FINGERPRINT_DEFAULTS = {"env.task_id": "onehot", "agent.alpha": "per_task", "agent.replay": "stratified"}
+
+
 def _fingerprint(cfg: DictConfig, names: list[str], obs_dim: int, act_dim: int) -> dict[str, Any]:
     """What a checkpoint must share with the run that resumes it."""
     a = cfg.agent
-    return {
+    out = {
         "protocol": str(cfg.env.name), "tasks": list(names), "obs_dim": obs_dim, "act_dim": act_dim,
         "arch": str(a.arch), "hidden_dim": int(a.hidden_dim), "num_layers": int(a.num_layers),
         "aggregator": str(a.aggregator), "aggregate_on": [str(x) for x in a.aggregate_on],
         "buffer_capacity": int(a.buffer_capacity), "seed": int(cfg.seed),
     }  # fmt: skip
+    for key, default in _FINGERPRINT_DEFAULTS.items():
+        value = str(OmegaConf.select(cfg, key, default=default))
+        if value != default:
+            out[key] = value
+    return out
 
 
 def make_eval_envs(
@@ -187,6 +219,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     names = task_names(cfg.env)
     K = len(names)
     batch_per_task = int(a_cfg.batch_size) // K if a_cfg.batch_size is not None else int(a_cfg.batch_size_per_task)
+    uniform_replay = str(a_cfg.replay) == "uniform"  # batch_per_task * K drawn from all tasks together
 
     # --- seeding: python, numpy, torch globally + the run's own generators
     rngs = seeding.seed_everything(int(cfg.seed))
@@ -270,8 +303,11 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
 
     total = int(t_cfg.steps_per_task)
     warmup = int(t_cfg.warmup_steps_per_task)
+    first_update = max(warmup, 1)  # the step whose update ends warm-up: train.warmup_updates updates there
     last_eval: dict[str, Any] | None = logger.records[-1] if logger.records else None
     bar = _progress(t_cfg.progress, total, step)
+    if step == 0 and t_cfg.eval_at_start:  # the untrained policy (fb/mtrl evaluates at step 0)
+        last_eval = run_eval()
     t_window, steps_window, env_time = time.perf_counter(), 0, 0.0
     try:
         while step < total:
@@ -293,13 +329,18 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             step += 1
             steps_window += 1
 
-            # --- one SAC update per vector step after warm-up
-            if step >= warmup:
+            # --- one SAC update per vector step after warm-up (train.warmup_updates of them when warm-up ends,
+            # as fb/mtrl's mtrl/experiment/multitask.py: ``num_updates = init_steps if step == init_steps else 1``)
+            for _ in range(int(t_cfg.warmup_updates) if step == first_update else int(step >= warmup)):
                 t0 = time.perf_counter()
-                batch = buffer.sample(batch_per_task, rngs.numpy, device)
+                if uniform_replay:
+                    batch = buffer.sample_uniform(batch_per_task * K, rngs.numpy, device)
+                else:
+                    batch = buffer.sample(batch_per_task, rngs.numpy, device)
                 info = agent.update(batch, rngs.torch)
                 info.metrics["update_ms"] = 1e3 * (time.perf_counter() - t0)
-                logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results)
+                results = {k: r for k, r in info.results.items() if k in AGG_PREFIX}  # the logger's tag groups
+                logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, results)
 
             # --- log, evaluate, checkpoint
             if step % int(t_cfg.log_every) == 0 or step == total:

@@ -108,12 +108,18 @@ IGBV2_FAST = ("agent.aggregator_kwargs.window=5", "agent.aggregator_kwargs.rando
               "agent.aggregator_kwargs.batch_size=16", "agent.aggregator_kwargs.hidden_dim=16")  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["pcgrad", "famo", "igbv2"])
+# the reference-run preset on the fake env, small: uniform replay, one α aggregated with the losses, no task id
+PRESET_FAKE = ("experiment=cagrad_mt10", "env=fake", "agent.batch_size=24", "train.warmup_updates=7",
+               "train.eval_every=40")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "famo", "igbv2", "cagrad_preset"])
 def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, name):
     """N steps straight == N/2, save, load, N/2 more (N/2 mid-episode; randomised / stateful aggregator; IGBv2
-    with its own SAC training during both halves)."""
+    with its own SAC training during both halves; the reference-run preset)."""
     n = 130  # 65 = 2 episodes of 25 + 15 steps: the resume restores an episode in progress
-    extra = IGBV2_FAST if name == "igbv2" else ()
+    extra = IGBV2_FAST if name == "igbv2" else PRESET_FAKE if name == "cagrad_preset" else ()
+    name = "cagrad" if name == "cagrad_preset" else name
     straight, split = tmp_path / "straight", tmp_path / "split"
     run(straight, f"agent.aggregator={name}", f"train.steps_per_task={n}", *extra)
     run(split, f"agent.aggregator={name}", f"train.steps_per_task={n // 2}", *extra)
@@ -122,6 +128,8 @@ def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, name):
     assert sa["loop"]["step"] == sb["loop"]["step"] == n
     if name == "igbv2":  # its SAC trained before and after the save
         assert sa["agent"]["aggregators"]["critic"]["sac"]["n_updates"] > 0
+    if extra is PRESET_FAKE:
+        assert set(sa["agent"]["aggregators"]) == {"critic", "actor", "alpha"} and sa["loop"]["step"] == n
     assert_same(sa["agent"], sb["agent"])
     assert_same(sa["buffer"], sb["buffer"])
     assert_same(sa["rng"], sb["rng"])
@@ -180,6 +188,14 @@ def test_corrupt_or_mismatched_checkpoint_is_refused_and_kept(tmp_path):
         ("agent.arch=moe", "unknown architecture"),
         ("agent.aggregate_on=[critic,value]", "unknown loss"),
         ("device=cuda:7" if not torch.cuda.is_available() else "device=tpu", "device"),
+        ("env.task_id=index", "env.task_id must be one of onehot, none"),
+        ("env.task_id=none", "agent.arch=shared"),
+        ("agent.alpha=per_env", "agent.alpha must be one of per_task, shared"),
+        ("agent.aggregate_on=[critic,actor,alpha]", "needs agent.alpha=shared"),
+        ("agent.init=he", "agent.init must be one of torch, xavier"),
+        ("agent.replay=prioritised", "agent.replay must be one of stratified, uniform"),
+        ("train.warmup_updates=0", "train.warmup_updates must be an integer >= 1"),
+        ("train.eval_at_start=sometimes", "train.eval_at_start must be true or false"),
     ],
 )
 def test_bad_config_is_rejected_before_anything_is_built(override, message):
@@ -251,3 +267,101 @@ def _tb_tags(tb_dir: Path) -> set[str]:
     acc = EventAccumulator(str(tb_dir))
     acc.Reload()
     return set(acc.Tags()["scalars"])
+
+
+# ---------------------------------------------------------------------------------------------- reference-run keys
+def _evals(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
+
+
+def test_warmup_updates_are_done_at_once_when_warmup_ends(tmp_path):
+    """``train.warmup_updates=U``: the step that ends warm-up does U updates, every later step one (fb/mtrl:
+    ``num_updates = init_steps if step == init_steps else 1``); the default does one."""
+    counts = {}
+    for u in (1, 6):
+        out = tmp_path / f"u{u}"
+        run(out, "train.steps_per_task=20", f"train.warmup_updates={u}")  # warm-up 10: updates at steps 10..20
+        counts[u] = int(final_state(out)["agent"]["n_updates"])
+    assert counts == {1: 11, 6: 16}
+
+
+def test_eval_at_start_adds_an_evaluation_of_the_untrained_policy(tmp_path):
+    run(tmp_path / "a", "train.steps_per_task=40", "train.eval_at_start=true")
+    run(tmp_path / "b", "train.steps_per_task=40")
+    a, b = _evals(tmp_path / "a"), _evals(tmp_path / "b")
+    assert [r["step"] for r in a] == [0, 40] and [r["step"] for r in b] == [40]
+    assert a[1] == b[0]  # evaluating draws nothing from the training RNG streams
+
+
+def test_task_id_none_drops_the_one_hot_and_one_mlp_cannot_tell_the_tasks_apart(tmp_path):
+    """``env.task_id=none`` (with the one MLP it requires): observations without the one-hot; the policy then acts
+    the same in every task for the same position, while with the one-hot it does not."""
+    from mtrl.envs import make_envs
+    from mtrl.train import build_agent
+
+    acts = {}
+    for tid in ("onehot", "none"):
+        cfg = cfg_of(*TINY, "agent.arch=shared", f"env.task_id={tid}")
+        check_config(cfg)
+        env = make_envs(cfg.env, 0)
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (3, 2 + 3 * (tid == "onehot"))
+        agent = build_agent(cfg, obs.shape[1], 2, 3, torch.device("cpu"))
+        same_pos = np.concatenate([np.tile([[0.1, -0.2]], (3, 1)), obs[:, 2:]], axis=1)
+        acts[tid] = agent.act(same_pos, deterministic=True)
+    assert np.allclose(acts["none"], acts["none"][0]) and not np.allclose(acts["onehot"], acts["onehot"][0])
+
+
+def test_resume_with_another_alpha_or_replay_is_refused(tmp_path):
+    """The new keys that change shapes or sampling are in the checkpoint fingerprint (only when not default, so
+    checkpoints of default runs written before they existed still resume)."""
+    run(tmp_path, "train.steps_per_task=20")
+    assert "agent.alpha" not in final_state(tmp_path)["fingerprint"]
+    with pytest.raises(CheckpointError, match="agent.alpha: checkpoint None vs run 'shared'"):
+        run(tmp_path, "train.steps_per_task=40", "resume=true", "agent.alpha=shared")
+    with pytest.raises(CheckpointError, match="agent.replay"):
+        run(tmp_path, "train.steps_per_task=40", "resume=true", "agent.replay=uniform")
+
+
+@pytest.mark.parametrize("preset", ["cagrad_mt10", "imgrad_mt10"])
+def test_reference_presets_compose_to_the_published_run_and_smoke(tmp_path, preset):
+    """``experiment=cagrad_mt10`` / ``imgrad_mt10`` hold the CAGrad fork's run.sh settings (README table) and run
+    (here on the fake env, small)."""
+    cfg = cfg_of(f"experiment={preset}")
+    check_config(cfg)
+    e, a, t = cfg.env, cfg.agent, cfg.train
+    assert (e.name, e.task_id, e.eval_episodes, e.max_episode_steps, e.reward_version, e.fixed_goal) == (
+        "mt10_legacy", "none", 1, 150, "v1", True)  # fmt: skip
+    assert e.normalize_reward and e.reward_alpha == 0.001
+    assert (a.arch, a.alpha, list(a.aggregate_on), a.init, a.replay, a.batch_size) == (
+        "shared", "shared", ["critic", "actor", "alpha"], "xavier", "uniform", 1280)  # fmt: skip
+    assert (a.hidden_dim, a.num_layers, a.buffer_capacity, a.lr, a.alpha_lr, a.gamma, a.tau, a.init_alpha) == (
+        400, 3, 1_000_000, 3e-4, 3e-4, 0.99, 0.005, 1.0)  # fmt: skip
+    assert (t.steps_per_task, t.warmup_steps_per_task, t.warmup_updates, t.eval_every, t.eval_at_start) == (
+        2_000_000, 1500, 1500, 30_000, True)  # fmt: skip
+    expected = {"cagrad_mt10": ("cagrad", {"c": 0.9}), "imgrad_mt10": ("imgrad", {})}[preset]
+    assert (a.aggregator, dict(a.aggregator_kwargs)) == expected
+    assert cfg_of("experiment=mt10_reference", "agent.aggregator=ls").agent.aggregator_kwargs == {}
+    out = run(tmp_path, *PRESET_FAKE, f"experiment={preset}", "train.steps_per_task=60")
+    assert out["step"] == 60 and [r["step"] for r in _evals(tmp_path)] == [0, 40, 60]
+    state = final_state(tmp_path)
+    assert state["agent"]["log_alpha"].shape == (1,) and state["agent"]["n_updates"] == 7 + 50
+    actor = state["agent"]["actor"]
+    assert actor["shared.w0"].shape[0] == 2 and not [k for k in actor if k.startswith("task.")]  # one MLP, 2-d obs
+
+
+def test_real_mt10_legacy_reference_preset_smoke(tmp_path):
+    """``experiment=cagrad_mt10`` on real MT10 (tiny network and budget): 39-d observations without the one-hot,
+    the reference normalisation on the training rewards, an evaluation at step 0 on the training goals."""
+    cfg = cfg_of("experiment=cagrad_mt10", "agent.hidden_dim=32", "agent.num_layers=1", "agent.batch_size=80",
+                 "agent.buffer_capacity=5000", "train.steps_per_task=60", "train.warmup_steps_per_task=30",
+                 "train.warmup_updates=5", "train.eval_every=60", "train.log_every=30", "train.checkpoint_every=60",
+                 "train.progress=false", "train.torch_threads=1", "logger=none")  # fmt: skip
+    out = train(cfg, tmp_path)
+    assert out["step"] == 60
+    recs = _evals(tmp_path)
+    assert [r["step"] for r in recs] == [0, 60] and recs[0]["protocol"] == "mt10_legacy" and len(recs[0]["tasks"]) == 10
+    state = final_state(tmp_path)
+    assert state["fingerprint"]["obs_dim"] == 39 and state["agent"]["n_updates"] == 5 + 30
+    norm = json.loads(state["env"])["reward_norm"]
+    assert len(norm["var"]) == 10 and all(v != 1.0 for v in norm["var"])  # 60 steps of estimates per task

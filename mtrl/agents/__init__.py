@@ -1,7 +1,18 @@
 """Multi-task SAC: task-batched networks (three architectures), per-task losses, per-task replay."""
 
-from mtrl.agents.buffer import MultiTaskReplayBuffer
-from mtrl.agents.networks import ARCHS, TaskMLP
-from mtrl.agents.sac import MultiTaskSAC, SACConfig, UpdateInfo
+from mtrl.agents.buffer import REPLAYS, MultiTaskReplayBuffer
+from mtrl.agents.networks import ARCHS, INITS, TaskMLP
+from mtrl.agents.sac import ALPHAS, LOSSES, MultiTaskSAC, SACConfig, UpdateInfo
 
-__all__ = ["ARCHS", "MultiTaskReplayBuffer", "MultiTaskSAC", "SACConfig", "TaskMLP", "UpdateInfo"]
+__all__ = [
+    "ALPHAS",
+    "ARCHS",
+    "INITS",
+    "LOSSES",
+    "REPLAYS",
+    "MultiTaskReplayBuffer",
+    "MultiTaskSAC",
+    "SACConfig",
+    "TaskMLP",
+    "UpdateInfo",
+]

@@ -1,9 +1,19 @@
 """Replay: one ring buffer per task, stored as numpy arrays ``[K, capacity_per_task, ...]``.
 
 Every vector step adds one transition per task (sub-env k is task k), so all tasks share one write pointer.
-Sampling draws ``batch_per_task`` indices per task (equal per-task sampling, SPEC §4: 128 x 10 = 1280), giving a
-``[K, B, ...]`` batch whose task axis lines up with the per-task losses. ``terminated`` is stored, not
-``truncated``: time-limit truncation bootstraps.
+Two ways to sample (``agent.replay``), both giving a ``[K, B, ...]`` batch whose task axis lines up with the
+per-task losses:
+
+- ``stratified`` (:meth:`MultiTaskReplayBuffer.sample`, default): ``batch_per_task`` indices per task (equal
+  per-task sampling, SPEC §4: 128 x 10 = 1280);
+- ``uniform`` (:meth:`MultiTaskReplayBuffer.sample_uniform`): ``total`` transitions drawn uniformly from all tasks'
+  transitions together, as facebookresearch/mtrl's single buffer (``mtrl/replay_buffer.py``, ``sample``: one
+  ``randint`` over the whole buffer). The K buffers advance together, so their union *is* that one buffer. Task k
+  gets a random number ``n_k`` of samples; the batch is padded to ``B = max_k n_k`` and carries ``weight``
+  (``1/n_k`` on real samples, 0 on padding), so that each task loss is the mean over its own samples, as the
+  reference's per-task losses (``mtrl/agent/grad_manipulation.py``, ``_convert_loss_into_task_loss``).
+
+``terminated`` is stored, not ``truncated``: time-limit truncation bootstraps.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import numpy as np
 import torch
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
+REPLAYS = ("stratified", "uniform")
 
 
 class MultiTaskReplayBuffer:
@@ -46,6 +57,25 @@ class MultiTaskReplayBuffer:
         idx = rng.integers(0, self.size, size=(self.num_tasks, batch_per_task))
         rows = np.arange(self.num_tasks)[:, None]
         return {k: torch.from_numpy(v[rows, idx]).to(device) for k, v in self.data.items()}
+
+    def sample_uniform(self, total: int, rng: np.random.Generator, device: torch.device | str = "cpu"):
+        """``total`` transitions drawn uniformly from all tasks together, as a padded ``[K, B, ...]`` batch with
+        per-sample ``weight`` (see the module docstring). A task that drew no sample has all-zero weights."""
+        K = self.num_tasks
+        flat = rng.integers(0, K * self.size, size=total)  # one index into the union of the K buffers
+        task, idx = flat % K, flat // K
+        counts = np.bincount(task, minlength=K)
+        order = np.argsort(task, kind="stable")
+        t_sorted, i_sorted = task[order], idx[order]
+        pos = np.arange(total) - (np.cumsum(counts) - counts)[t_sorted]  # rank of each sample within its task
+        rows = np.zeros((K, max(int(counts.max()), 1)), dtype=np.int64)  # padding points at slot 0 (weight 0)
+        rows[t_sorted, pos] = i_sorted
+        weight = np.zeros(rows.shape, dtype=np.float32)
+        weight[t_sorted, pos] = (1.0 / np.maximum(counts, 1))[t_sorted]
+        tasks = np.arange(K)[:, None]
+        batch = {k: torch.from_numpy(v[tasks, rows]).to(device) for k, v in self.data.items()}
+        batch["weight"] = torch.from_numpy(weight).to(device)
+        return batch
 
     def state_dict(self) -> dict[str, Any]:
         """The filled part of the arrays (as tensors, for ``torch.save(weights_only)``), pointer and size."""

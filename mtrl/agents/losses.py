@@ -3,7 +3,9 @@
 Each function sees **one** task: its ``[B, ...]`` samples and its slice of the per-task parameters, so that
 ``vmap(grad(f), in_dims=(None, 0, ...))`` returns one gradient row per task for the shared trunk. Per-sample
 values are reduced by a mean over the task's own samples (SAC, Haarnoja et al. 2018, Eqs. 5, 7, 18; twin Q and
-clipped double-Q targets as Fujimoto et al. 2018).
+clipped double-Q targets as Fujimoto et al. 2018). With ``weight`` (``[B]``, the task's per-sample weights, see
+:func:`reduce`) the mean is a weighted sum instead: uniform replay gives each task a different number of real
+samples, padded to a common ``B`` with weight 0.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ def policy_one(
     return torch.tanh(u), gauss - squash, torch.tanh(mean)
 
 
+def reduce(per_sample: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """The task's loss from its per-sample values: the mean, or ``Σ weight · value`` (weights ``1/n`` on the ``n``
+    real samples, 0 on padding: the mean over the task's own samples, as facebookresearch/mtrl's per-task losses
+    from a uniform batch, ``mtrl/agent/grad_manipulation.py``)."""
+    return per_sample.mean() if weight is None else (per_sample * weight).sum()
+
+
 def twin_q_one(
     shared: dict[str, Params], task: dict[str, Params], obs: torch.Tensor, act: torch.Tensor, n_linear: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,11 +63,12 @@ def critic_loss_one(
     act: torch.Tensor,
     target: torch.Tensor,
     n_linear: int,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Task critic loss: mean over the task's samples of ``(Q1 − y)² + (Q2 − y)²`` (``y`` precomputed)."""
     q1, q2 = twin_q_one(shared, task, obs, act, n_linear)
     per_sample = (q1 - target).pow(2) + (q2 - target).pow(2)
-    return per_sample.mean()
+    return reduce(per_sample, weight)
 
 
 def actor_loss_one(
@@ -71,9 +81,10 @@ def actor_loss_one(
     alpha: torch.Tensor,
     n_linear_actor: int,
     n_linear_critic: int,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Task actor loss ``mean(α log π(a|s) − min(Q1, Q2)(s, a))``, ``a ~ π``; aux: mean ``log π`` (for α)."""
     action, logp, _ = policy_one(shared, task, obs, noise, n_linear_actor)
     q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, n_linear_critic)
     per_sample = alpha * logp - torch.minimum(q1, q2)
-    return per_sample.mean(), logp.mean().detach()
+    return reduce(per_sample, weight), reduce(logp, weight).detach()

@@ -23,6 +23,7 @@ from torch import nn
 from torch.func import vmap
 
 ARCHS = ("multihead", "shared", "independent")
+INITS = ("torch", "xavier")
 Params = dict[str, torch.Tensor]
 
 
@@ -40,23 +41,40 @@ class TaskMLP(nn.Module):
     """ReLU MLP ``in -> hidden x num_layers -> out`` whose layers are shared or per task as ``arch`` says.
 
     Parameters live in two ``ParameterDict`` s: ``shared`` (the trunk the aggregator combines gradients for) and
-    ``task`` (leading dimension K: heads, or everything for ``independent``). Initialisation as ``nn.Linear``
-    (uniform ±1/√in), independently for each task's copy.
+    ``task`` (leading dimension K: heads, or everything for ``independent``). Initialisation, independently for
+    each task's copy (``init``):
+
+    - ``torch`` (default): as ``nn.Linear``, weights and biases uniform in ±1/√in;
+    - ``xavier``: as facebookresearch/mtrl (``mtrl/agent/utils.py``, ``weight_init_linear``, applied to the actor
+      and the critic): Xavier/Glorot-uniform weights, ±√(6/(in + out)), and zero biases.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, num_layers: int, num_tasks: int, arch: str):
+    def __init__(
+        self, in_dim: int, out_dim: int, hidden_dim: int, num_layers: int, num_tasks: int, arch: str,
+        init: str = "torch",
+    ) -> None:  # fmt: skip
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"unknown initialisation {init!r}; valid: {', '.join(INITS)}")
         dims = [in_dim] + [hidden_dim] * num_layers + [out_dim]
         self.per_task = _per_task_layers(arch, len(dims) - 1)
         self.n_linear = len(dims) - 1
         self.shared = nn.ParameterDict()
         self.task = nn.ParameterDict()
         for layer, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
-            bound = 1.0 / math.sqrt(d_in)
             lead = (num_tasks,) if self.per_task[layer] else ()
             target = self.task if self.per_task[layer] else self.shared
-            target[f"w{layer}"] = nn.Parameter(torch.empty(*lead, d_in, d_out).uniform_(-bound, bound))
-            target[f"b{layer}"] = nn.Parameter(torch.empty(*lead, d_out).uniform_(-bound, bound))
+            w, b = torch.empty(*lead, d_in, d_out), torch.empty(*lead, d_out)
+            if init == "torch":
+                bound = 1.0 / math.sqrt(d_in)
+                w.uniform_(-bound, bound)
+                b.uniform_(-bound, bound)
+            else:
+                bound = math.sqrt(6.0 / (d_in + d_out))
+                w.uniform_(-bound, bound)
+                b.zero_()
+            target[f"w{layer}"] = nn.Parameter(w)
+            target[f"b{layer}"] = nn.Parameter(b)
 
     def params(self) -> tuple[Params, Params]:
         """``(shared, task)`` parameter dicts (the live tensors)."""

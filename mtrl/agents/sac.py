@@ -6,11 +6,21 @@ loss depends only on its own samples, so the K per-task gradients of the shared 
 vectorised pass, ``vmap(grad_and_value(loss_one))`` over the task axis, at about the cost of one backward
 (``per_task_grads="loop"`` gives the reference code's K backward passes, for tests and the benchmark).
 
-Gradient routing for each of ``aggregate_on`` (``critic``, ``actor``): the trunk gets the aggregator's direction
-(on the scale of the mean gradient ``g0 = mean_i g_i``); each per-task parameter (head) gets ``∇L_i / K``, its own
-task's gradient of the mean loss ``(1/K) Σ_i L_i``. So ``aggregator=ls`` is exactly SAC on the mean loss. A loss
-not in ``aggregate_on`` uses the mean gradient without calling the aggregator. A degenerate ``G`` (NaN/Inf,
+Gradient routing for each of ``aggregate_on`` (``critic``, ``actor``, ``alpha``): the trunk gets the aggregator's
+direction (on the scale of the mean gradient ``g0 = mean_i g_i``); each per-task parameter (head) gets ``∇L_i / K``,
+its own task's gradient of the mean loss ``(1/K) Σ_i L_i``. So ``aggregator=ls`` is exactly SAC on the mean loss. A
+loss not in ``aggregate_on`` uses the mean gradient without calling the aggregator. A degenerate ``G`` (NaN/Inf,
 ``result.skipped``) skips that optimiser step and is counted.
+
+Temperature (``alpha``): ``per_task`` (default) gives each task its own ``log α_i`` trained by its own loss
+``−α_i (log π_i + H̄)``; ``shared`` gives all tasks one ``α`` (facebookresearch/mtrl with
+``should_use_disentangled_alpha=False``: ``log_alpha[0]``, ``mtrl/agent/sac.py``, ``get_alpha``), trained on the
+mean of the K task losses or, with ``alpha`` in ``aggregate_on``, on the aggregator's combination of the K per-task
+gradients: the CAGrad fork replaces the gradient computation of every component, ``log_alpha`` included
+(``mtrl/agent/cagrad.py``, ``_compute_gradient``).
+
+Replay batches are ``[K, B, ...]``; an optional ``weight`` entry (``[K, B]``) gives per-sample weights for the task
+losses (uniform replay: ``1/n_k`` on task k's ``n_k`` samples, 0 on padding; see :mod:`mtrl.agents.buffer`).
 """
 
 from __future__ import annotations
@@ -25,8 +35,11 @@ import torch
 from torch.func import grad_and_value, vmap
 
 from mtrl.agents.losses import actor_loss_one, critic_loss_one, policy_one, twin_q_one
-from mtrl.agents.networks import TaskMLP
+from mtrl.agents.networks import INITS, TaskMLP
 from mtrl.aggregators import Aggregator, AggregatorResult, per_task_gradients
+
+ALPHAS = ("per_task", "shared")
+LOSSES = ("critic", "actor", "alpha")
 
 
 def _leaves(tree: Any) -> list[torch.Tensor]:
@@ -55,8 +68,10 @@ class SACConfig:
     tau: float = 0.005
     init_alpha: float = 1.0
     target_entropy: float | None = None  # None: −|A|
-    aggregate_on: tuple[str, ...] = ("critic", "actor")
+    aggregate_on: tuple[str, ...] = ("critic", "actor")  # any of critic, actor, alpha (alpha: only when shared)
     per_task_grads: str = "vmap"  # vmap | loop
+    alpha: str = "per_task"  # per_task | shared (one α for all tasks)
+    init: str = "torch"  # torch | xavier (Xavier-uniform weights, zero biases, as facebookresearch/mtrl)
 
 
 @dataclass
@@ -94,17 +109,25 @@ class MultiTaskSAC:
         self.cfg, self.K, self.act_dim, self.device = cfg, num_tasks, act_dim, torch.device(device)
         if cfg.per_task_grads not in ("vmap", "loop"):
             raise ValueError(f"per_task_grads must be 'vmap' or 'loop', got {cfg.per_task_grads!r}")
-        bad = sorted(set(cfg.aggregate_on) - {"critic", "actor"})
+        bad = sorted(set(cfg.aggregate_on) - set(LOSSES))
         if bad:
-            raise ValueError(f"agent.aggregate_on: unknown loss(es) {bad}; valid: critic, actor")
-        mlp = dict(hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, num_tasks=num_tasks, arch=cfg.arch)
+            raise ValueError(f"agent.aggregate_on: unknown loss(es) {bad}; valid: {', '.join(LOSSES)}")
+        if cfg.alpha not in ALPHAS:
+            raise ValueError(f"agent.alpha must be one of {', '.join(ALPHAS)}, got {cfg.alpha!r}")
+        if "alpha" in cfg.aggregate_on and cfg.alpha != "shared":
+            raise ValueError("agent.aggregate_on: alpha needs agent.alpha=shared (per-task α have no shared gradient)")
+        if cfg.init not in INITS:
+            raise ValueError(f"agent.init must be one of {', '.join(INITS)}, got {cfg.init!r}")
+        mlp = dict(hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, num_tasks=num_tasks, arch=cfg.arch,
+                   init=cfg.init)  # fmt: skip
         self.actor = TaskMLP(obs_dim, 2 * act_dim, **mlp).to(self.device)
         self.q1 = TaskMLP(obs_dim + act_dim, 1, **mlp).to(self.device)
         self.q2 = TaskMLP(obs_dim + act_dim, 1, **mlp).to(self.device)
         self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
         for p in [*self.q1_target.parameters(), *self.q2_target.parameters()]:
             p.requires_grad_(False)
-        self.log_alpha = torch.full((num_tasks,), float(np.log(cfg.init_alpha)), device=self.device,
+        n_alpha = num_tasks if cfg.alpha == "per_task" else 1
+        self.log_alpha = torch.full((n_alpha,), float(np.log(cfg.init_alpha)), device=self.device,
                                     requires_grad=True)  # fmt: skip
         self.target_entropy = -float(act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
@@ -113,7 +136,7 @@ class MultiTaskSAC:
         self.aggregators = {k: v for k, v in aggregators.items() if k in cfg.aggregate_on}
         self.n_actor, self.n_critic = self.actor.n_linear, self.q1.n_linear
         self.n_updates = 0
-        self.n_skipped = {"critic": 0, "actor": 0}
+        self.n_skipped = {"critic": 0, "actor": 0, "alpha": 0}
 
     # ------------------------------------------------------------------ parameter views
     def _critic_params(self, target: bool = False) -> tuple[dict, dict]:
@@ -124,8 +147,8 @@ class MultiTaskSAC:
         return dict(self.actor.shared), dict(self.actor.task)
 
     def alphas(self) -> torch.Tensor:
-        """Current per-task temperatures ``α_i = exp(log α_i)``."""
-        return self.log_alpha.detach().exp()
+        """Current temperature of each task, ``[K]`` (``α_i = exp(log α_i)``; one value repeated when shared)."""
+        return self.log_alpha.detach().exp().expand(self.K).clone()
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
@@ -142,22 +165,28 @@ class MultiTaskSAC:
         return out.reshape(self.K, self.act_dim).cpu().numpy()
 
     # ------------------------------------------------------------------ per-task gradients
-    def critic_task_grads(self, obs, act, target) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    def critic_task_grads(
+        self, obs, act, target, weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """``(G [K, P_shared], per-task param grads (rows = ∇L_i), losses [K])`` of the critic."""
         c_sh, c_tk = self._critic_params()
+        dims = (None, 0, 0, 0, 0, None, None if weight is None else 0)
+        args = (c_sh, c_tk, obs, act, target, self.n_critic, weight)
         if self.cfg.per_task_grads == "vmap":
-            fn = vmap(grad_and_value(critic_loss_one, argnums=(0, 1)), in_dims=(None, 0, 0, 0, 0, None))
-            (g_sh, g_tk), losses = fn(c_sh, c_tk, obs, act, target, self.n_critic)
+            fn = vmap(grad_and_value(critic_loss_one, argnums=(0, 1)), in_dims=dims)
+            (g_sh, g_tk), losses = fn(*args)
             return self._stack(_leaves(g_sh)), _leaves(g_tk), losses.detach()
-        losses = vmap(critic_loss_one, in_dims=(None, 0, 0, 0, 0, None))(c_sh, c_tk, obs, act, target, self.n_critic)
+        losses = vmap(critic_loss_one, in_dims=dims)(*args)
         return self._loop(losses, _leaves(c_sh), _leaves(c_tk))
 
-    def actor_task_grads(self, obs, noise, alpha) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, Any]:
+    def actor_task_grads(
+        self, obs, noise, alpha, weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, Any]:
         """``(G, per-task param grads, losses [K], mean log π [K])`` of the actor (critic held fixed)."""
         a_sh, a_tk = self._actor_params()
         c_sh, c_tk = (_detached(t) for t in self._critic_params())
-        args = (a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor, self.n_critic)
-        dims = (None, 0, None, 0, 0, 0, 0, None, None)
+        args = (a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor, self.n_critic, weight)
+        dims = (None, 0, None, 0, 0, 0, 0, None, None, None if weight is None else 0)
         if self.cfg.per_task_grads == "vmap":
             fn = vmap(grad_and_value(actor_loss_one, argnums=(0, 1), has_aux=True), in_dims=dims)
             (g_sh, g_tk), (losses, logp) = fn(*args)
@@ -224,10 +253,12 @@ class MultiTaskSAC:
         return reward + self.cfg.gamma * (1.0 - terminated) * soft_q
 
     def update(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> UpdateInfo:
-        """One SAC update on a ``[K, B, ...]`` batch (keys obs, action, reward, next_obs, terminated)."""
+        """One SAC update on a ``[K, B, ...]`` batch (keys obs, action, reward, next_obs, terminated; optional
+        weight, ``[K, B]`` per-sample weights of the task losses)."""
         cfg, K = self.cfg, self.K
         obs, act, rew = batch["obs"], batch["action"], batch["reward"]
         next_obs, term = batch["next_obs"], batch["terminated"]
+        weight = batch.get("weight")
         B = obs.shape[1]
         info = UpdateInfo()
         alpha = self.alphas()
@@ -235,21 +266,27 @@ class MultiTaskSAC:
         # --- critic: y = r + γ (1 − terminated) (min Q̄(s', a') − α log π(a'|s')); truncation bootstraps
         noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
         target = self.critic_target(rew, next_obs, term, noise, alpha)
-        G, g_tk, closs = self.critic_task_grads(obs, act, target)
+        G, g_tk, closs = self.critic_task_grads(obs, act, target, weight)
         c_sh, c_tk = self._critic_params()
         self._apply("critic", self.critic_opt, _leaves(c_sh), _leaves(c_tk), G, g_tk, closs, info)
 
         # --- actor: min E[α log π − min Q], critic fixed
         noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
-        G, g_tk, aloss, logp = self.actor_task_grads(obs, noise, alpha)
+        G, g_tk, aloss, logp = self.actor_task_grads(obs, noise, alpha, weight)
         a_sh, a_tk = self._actor_params()
         self._apply("actor", self.actor_opt, _leaves(a_sh), _leaves(a_tk), G, g_tk, aloss, info)
 
-        # --- per-task temperature: each α_i its own loss −α_i (log π_i + H̄)
-        alpha_loss = -(self.log_alpha.exp() * (logp.detach() + self.target_entropy)).sum()
+        # --- temperature: task i's loss −α_i (log π_i + H̄) (α_i = the one shared α when agent.alpha=shared)
+        logp = logp.detach()
+        alpha_losses = self._alpha_losses(logp)
         self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        if cfg.alpha == "per_task":  # each log α_i gets its own task's gradient
+            alpha_losses.sum().backward()
+            self.alpha_opt.step()
+        else:  # one log α: the K per-task gradients, combined by the aggregator or averaged
+            G = torch.stack([torch.autograd.grad(alpha_losses[i], self.log_alpha, retain_graph=i < K - 1)[0]
+                             for i in range(K)])  # fmt: skip
+            self._apply("alpha", self.alpha_opt, [self.log_alpha], [], G, [], alpha_losses.detach(), info)
 
         # --- targets (Polyak)
         with torch.no_grad():
@@ -258,28 +295,37 @@ class MultiTaskSAC:
                     pt.lerp_(ps, cfg.tau)
 
         # --- after-step hooks of the aggregators (loss-based methods want the losses after the step)
+        before = {"critic": closs, "actor": aloss, "alpha": alpha_losses.detach()}
         for name, agg in self.aggregators.items():
-            losses = closs if name == "critic" else aloss
+            losses = before[name]
             if agg.uses_losses:
-                losses = self._post_step_losses(name, obs, act, target, noise, alpha)
+                losses = self._post_step_losses(name, obs, act, target, noise, alpha, weight, logp)
             agg.step(losses)
 
         self.n_updates += 1
         info.critic_losses, info.actor_losses = closs.cpu().numpy(), aloss.cpu().numpy()
         info.alphas = self.alphas().cpu().numpy()
         info.metrics.update(critic_loss=float(closs.mean()), actor_loss=float(aloss.mean()),
-                            alpha_loss=float(alpha_loss.detach()) / K, entropy=float(-logp.mean()))  # fmt: skip
+                            alpha_loss=float(alpha_losses.detach().mean()), entropy=float(-logp.mean()))  # fmt: skip
         return info
 
+    def _alpha_losses(self, logp: torch.Tensor) -> torch.Tensor:
+        """The K temperature losses ``−α_i (log π_i + H̄)`` (``logp``: each task's mean log π, detached)."""
+        return -(self.log_alpha.exp().expand(self.K) * (logp + self.target_entropy))
+
     @torch.no_grad()
-    def _post_step_losses(self, name, obs, act, target, noise, alpha) -> torch.Tensor:
+    def _post_step_losses(self, name, obs, act, target, noise, alpha, weight, logp) -> torch.Tensor:
+        if name == "alpha":
+            return self._alpha_losses(logp)
         c_sh, c_tk = self._critic_params()
+        wdim = None if weight is None else 0
         if name == "critic":
-            return vmap(critic_loss_one, in_dims=(None, 0, 0, 0, 0, None))(c_sh, c_tk, obs, act, target, self.n_critic)
+            return vmap(critic_loss_one, in_dims=(None, 0, 0, 0, 0, None, wdim))(c_sh, c_tk, obs, act, target,
+                                                                                 self.n_critic, weight)  # fmt: skip
         a_sh, a_tk = self._actor_params()
-        dims = (None, 0, None, 0, 0, 0, 0, None, None)
+        dims = (None, 0, None, 0, 0, 0, 0, None, None, wdim)
         return vmap(actor_loss_one, in_dims=dims)(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor,
-                                                  self.n_critic)[0]  # fmt: skip
+                                                  self.n_critic, weight)[0]  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -311,4 +357,4 @@ class MultiTaskSAC:
         for k, a in self.aggregators.items():
             a.load_state_dict(state["aggregators"][k])
         self.n_updates = int(state["n_updates"])
-        self.n_skipped = dict(state["n_skipped"])
+        self.n_skipped = {"critic": 0, "actor": 0, "alpha": 0, **dict(state["n_skipped"])}
