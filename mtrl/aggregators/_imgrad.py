@@ -11,6 +11,15 @@ dominant task and away from ``g_m``, so ``cosθ`` drops and the objective shifts
 Coefficients: the paper prints ``a = 1`` (Eq. 11); the official code (``zzpustc/IMGrad``, ``utils.py``) uses
 ``a = 1.5`` and ``c = 0.8`` with the ``1+c²`` rescale, which are our defaults. Eq. 11 as printed squares the
 norm (``‖g_w‖²``); the official code and the derivation from Eq. 9-10 use ``‖g_w‖``, as we do.
+
+Which official code. The repository has two copies of ``imgrad``: ``nyuv2/utils.py`` (three tasks, any K in form)
+and ``cityscapes/utils.py`` (two tasks, ``w = (x, 1−x)`` written out). They differ for K = 2: in the CityScapes
+objective an operator-precedence slip multiplies only the quadratic part of ``g_wᵀg0`` by ``(1.5 − cosθ)``
+(``(1.5−cos)·½x(g11+g22−2g12) + (½+x)(g12−g22) + g22``; the bracket closes too early), so the linear and
+constant parts of ``g_wᵀg0`` keep weight 1. mtrl follows the NYUv2 code, which scales the whole ``g_wᵀg0`` as
+Eq. 11 prescribes, for every K including 2 (tested: K = 2 equals the general-K objective). Both copies are
+called with ``rescale=1`` (``1+c²``), our default. ``cosθ`` is computed from the exact MGDA point (scale-invariant,
+never negative: see ``Context.cos_theta``); the official code uses its own MGDA solver.
 """
 
 from __future__ import annotations

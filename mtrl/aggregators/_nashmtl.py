@@ -132,11 +132,15 @@ class NashMTL(GramWeighting):
         """Damped Newton on ``f(β) = ½βᵀCβ − Σ log β`` (gradient ``Cβ − 1/β``), ``C`` the cosine matrix.
 
         Converged when every residual ``|β_i(Cβ)_i − 1|`` is below ``1e-10`` plus its float64 rounding floor
-        ``1e-15·β_i(|C|β)_i`` (and below 1e-6), or when the Newton decrement ``λ² = −∇fᵀΔβ`` is below
-        ``1e-20·K`` (f cannot be decreased further in float64) with a residual below 1e-6. A line search that
-        stalls counts as converged when the residual is below 1e-6 (a plateau at machine precision on
-        ill-conditioned ``C``), else as a failure; ``β`` growing past 1e12 is a failure (no solution: 0 is, to
-        float64 precision, in the hull of the unit gradients).
+        ``1e-15·β_i(|C|β)_i`` (and below 1e-6), or when the residual is below 1e-6 and the Newton step moves
+        no ``β_i`` by more than 1e-9 relative (a plateau at float64 precision), or when the Newton decrement
+        ``λ² = −∇fᵀΔβ`` is below ``1e-20·K`` (f cannot be decreased further in float64) with a residual below
+        1e-6. A line search that stalls counts as converged when the residual is below 1e-6, else as a failure;
+        ``β`` growing past 1e12 is a failure (no solution: 0 is, to float64 precision, in the hull of the unit
+        gradients).
+        Steps are damped by an Armijo search on f, except once the predicted decrease is below f's float64
+        resolution (``1e-12·(1+|f|)``): the Armijo test then compares rounding noise (the cause of the
+        reference-era failures "after converging") and the full Newton step is taken.
         Returns ``(β, ok, iterations, max residual)``."""
         K = C.shape[0]
         beta = self._warm_beta(n)
@@ -161,15 +165,21 @@ class NashMTL(GramWeighting):
             except np.linalg.LinAlgError:
                 return None, False, it, resid
             slope = float(g @ step)
+            if resid <= 1e-6 and float(np.max(np.abs(step) / beta)) <= 1e-9:
+                self._converged = True  # the iterate no longer moves at float64 precision (residual plateau)
+                return beta, True, it, resid
             if -slope <= 1e-20 * K:  # no descent left in float64: converged if the residual says so, else stuck
                 self._converged = resid <= 1e-6
                 return (beta, True, it, resid) if resid <= 1e-6 else (None, False, it, resid)
             neg = step < 0
             t = min(1.0, 0.99 * float(np.min(-beta[neg] / step[neg]))) if np.any(neg) else 1.0
+            # Armijo on f, except where the predicted decrease is below f's float64 resolution (the last, quadratically
+            # convergent steps): there f cannot rank the points and the Newton step is taken as is
+            exact_step = -slope <= 1e-12 * (1.0 + abs(f))
             while t > 1e-12:
                 xn = beta + t * step
                 fn = obj(xn)
-                if fn <= f + 1e-4 * t * slope:
+                if exact_step or fn <= f + 1e-4 * t * slope:
                     break
                 t *= 0.5
             else:

@@ -17,13 +17,22 @@ class UW(LossWeighting):
     ``s`` is learned by the aggregator itself: :meth:`step` takes one Adam step (``lr``) on
     ``∂/∂s_i = 1 − L_i e^{−2 s_i}``, whose fixed point ``σ_i² = L_i`` gives weights ``1/(2 L_i K)``.
 
+    Parametrisation and default learning rate. mtrl learns ``s = log σ`` (the paper's σ, Eq. 7); the reference
+    codes learn ``log σ²`` (nash-mtl ``methods/weight_methods.py`` ``Uncertainty``: ``½(e^{−v}L + v)``, Adam at
+    ``--method-params-lr 0.025``; LibMTL ``LibMTL/weighting/UW.py``: the same loss, ``v`` initialised at −0.5).
+    With ``v = 2s`` the two objectives are the same function, and Adam's steps do not depend on the gradient's
+    scale, so an Adam step of ``lr`` on ``s`` is a step of ``2·lr`` on ``v``: mtrl's ``lr = x`` equals the
+    references' ``lr = 2x``. The default ``lr = 0.0125`` is therefore exactly nash-mtl's default 0.025 (mtrl's
+    earlier 1e-3 was 2e-3 there, 12.5 times slower). ``s`` starts at 0 (σ = 1, nash-mtl's start; LibMTL starts
+    at ``σ² = e^{−0.5}``).
+
     Args:
-        lr: Adam learning rate of ``log σ``.
+        lr: Adam learning rate of ``log σ`` (0.0125 = nash-mtl's 0.025 on ``log σ²``).
     """
 
     name = "uw"
 
-    def __init__(self, lr: float = 1e-3) -> None:
+    def __init__(self, lr: float = 0.0125) -> None:
         super().__init__()
         if not lr > 0:
             raise ValueError(f"uw: lr must be > 0, got {lr!r}")

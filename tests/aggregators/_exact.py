@@ -137,7 +137,10 @@ def nash(A: list[list]) -> list | None:
         step = -mp.lu_solve(H, g)
         t = mp.mpf(1)
         f0, slope = f(beta), (g.T * step)[0]
-        while any(beta[i] + t * step[i] <= 0 for i in range(K)) or f(beta + t * step) > f0 + t * slope / 10**4:
+        while any(beta[i] + t * step[i] <= 0 for i in range(K)) or (
+            max(abs(beta[i] * Cb[i] - 1) for i in range(K)) > mp.mpf(10) ** -3
+            and f(beta + t * step) > f0 + t * slope / 10**4
+        ):  # damped far from the solution, full (quadratically convergent) steps close to it
             t /= 2
         beta = beta + t * step
     raise AssertionError("exact Nash solve did not converge")

@@ -160,14 +160,54 @@ def test_igbv1_gaps_against_the_second_window_baseline() -> None:
     np.testing.assert_allclose(agg(G, losses=cur).weights.numpy(), expected)
 
 
-def test_moco_weights_converge_to_mgda_on_a_fixed_matrix() -> None:
-    """With constant gradients the tracking is exact and λ runs projected gradient descent on ½λᵀYYᵀλ over the
-    simplex, whose minimiser is the MGDA weighting."""
+def _moco_reference(
+    Gs: list[torch.Tensor], Ls: list[torch.Tensor], beta: float, bs: float, gamma: float, gs: float, rho: float
+) -> list[torch.Tensor]:
+    """The MoCo authors' update (as in LibMTL ``MoCo.backward``), written out step by step in float64."""
+    K, P = Gs[0].shape
+    y = torch.zeros(K, P, dtype=torch.float64)
+    lam = torch.full((K,), 1.0 / K, dtype=torch.float64)
+    out = []
+    for t, (G, L) in enumerate(zip(Gs, Ls), start=1):
+        h = torch.stack([G[i] / G[i].norm() * L[i] for i in range(K)])
+        y = y - beta / t**bs * (y - h)
+        lam = torch.softmax(lam - gamma / t**gs * (y @ y.T + rho * torch.eye(K, dtype=torch.float64)) @ lam, dim=0)
+        out.append(y.T @ lam)
+    return out
+
+
+def test_moco_is_the_authors_algorithm() -> None:
+    """Issue 12 (4): tracked L_i·g_i/‖g_i‖, tracking from 0, softmax weight step, YYᵀ as is."""
+    gen = torch.Generator().manual_seed(4)
+    Gs = [
+        torch.randn(4, 9, generator=gen, dtype=torch.float64)
+        * torch.tensor([[1e-2], [1.0], [3.0], [1e2]], dtype=torch.float64)
+        for _ in range(8)
+    ]
+    Ls = [torch.rand(4, generator=gen, dtype=torch.float64) + 0.2 for _ in range(8)]
+    hp = dict(beta=0.7, beta_sigma=0.3, gamma=0.4, gamma_sigma=0.6, rho=0.1)
+    ref = _moco_reference(Gs, Ls, hp["beta"], hp["beta_sigma"], hp["gamma"], hp["gamma_sigma"], hp["rho"])
+    agg = make_aggregator("moco", **hp)
+    for G, L, d in zip(Gs, Ls, ref):
+        torch.testing.assert_close(agg(G, losses=L).direction, d, rtol=1e-12, atol=1e-14)
+    # first step by hand: Y = β·H (tracking from 0), λ = softmax of equal entries = uniform only if YYᵀ1 is flat
+    G, L = Gs[0], Ls[0]
+    res = make_aggregator("moco")(G, losses=L)
+    H = G / G.norm(dim=1, keepdim=True) * L[:, None]
+    Y = 0.5 * H
+    lam = torch.softmax(
+        torch.full((4,), 0.25, dtype=torch.float64) - 0.1 * (Y @ Y.T) @ torch.full((4,), 0.25, dtype=torch.float64),
+        dim=0,
+    )
+    torch.testing.assert_close(res.direction, lam @ Y, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(res.stats["moco_lambda"], lam.numpy(), rtol=1e-12)
+
+
+def test_moco_needs_losses_and_is_scale_invariant() -> None:
     G = normal(3, seed=5)
-    agg = make_aggregator("moco", gamma=1.0, gamma_sigma=0.0)
-    for _ in range(3000):
-        res = agg(G)
-    lam = np.array(res.stats["moco_lambda"])
-    mgda = make_aggregator("mgda")(G).weights.numpy()
-    np.testing.assert_allclose(lam, mgda, atol=1e-4)
-    torch.testing.assert_close(res.direction, torch.from_numpy(lam) @ G)
+    L = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="losses"):
+        make_aggregator("moco")(G)
+    d = make_aggregator("moco")(G, losses=L).direction
+    for s in (1e-6, 1e6):
+        torch.testing.assert_close(make_aggregator("moco")(s * G, losses=L).direction, d, rtol=1e-10, atol=1e-14)

@@ -35,8 +35,14 @@ IDENTICAL_FACTOR = {
     "threshold": 1.0,  # r = 1 <= threshold: LS
     "igbv1": 1.0,
     "igbv2": 1.0,
-    "moco": 1.0,
 }
+# moco tracks L_i·g_i/‖g_i‖ from 0 (β_1 = 0.5): identical rows g with unit losses give 0.5·g/‖g‖
+
+
+def _identical_factor(name: str, g: torch.Tensor) -> float | None:
+    if name == "moco":
+        return 0.5 / float(g.norm())
+    return IDENTICAL_FACTOR.get(name)
 
 
 def _ones(G: torch.Tensor) -> torch.Tensor:
@@ -60,8 +66,8 @@ def test_one_task_gives_its_gradient(name: str) -> None:
     g = normal(1)
     res = make_aggregator(name)(g, losses=_ones(g))
     assert cos(res.direction, g[0]) == pytest.approx(1.0, abs=1e-9)
-    if name in IDENTICAL_FACTOR:
-        torch.testing.assert_close(res.direction, g[0] * IDENTICAL_FACTOR[name])
+    if _identical_factor(name, g[0]) is not None:
+        torch.testing.assert_close(res.direction, g[0] * _identical_factor(name, g[0]))
     else:  # nashmtl: α = 1/‖g‖, direction g/‖g‖ (clipped at max_norm = 1)
         assert float(res.direction.norm()) == pytest.approx(1.0, rel=1e-9)
 
@@ -73,8 +79,8 @@ def test_identical_rows_give_that_row(name: str, K: int) -> None:
     G = g.repeat(K, 1)
     res = make_aggregator(name)(G, losses=_ones(G))
     assert cos(res.direction, g) == pytest.approx(1.0, abs=1e-9)
-    if name in IDENTICAL_FACTOR:
-        torch.testing.assert_close(res.direction, g * IDENTICAL_FACTOR[name])
+    if _identical_factor(name, g) is not None:
+        torch.testing.assert_close(res.direction, g * _identical_factor(name, g))
     assert res.stats["imbalance_ratio"] == pytest.approx(1.0)
     assert res.stats["conflict_frac"] == 0.0
     assert res.stats["pareto_failure"] == 0.0
