@@ -182,6 +182,19 @@ def test_every_evaluation_goal_is_a_training_goal(protocol):
         assert eval_seed != 1  # their own RNG ...
         train_goals = _training_goals(train_envs)
         eval_goals = _evaluation_goals(eval_envs, eval_seed, episodes=20)
+        if protocol == "mt10_legacy":  # the reward normaliser's estimates travel with the env state
+            from mtrl.envs import env_get_state, env_set_state
+
+            train_envs.reset(seed=1)
+            acts = np.random.default_rng(0).uniform(-1, 1, (25, 10, 4))
+            for a in acts[:20]:
+                train_envs.step(a)
+            state, saved = env_get_state(train_envs), train_envs.get_state()
+            for a in acts[20:]:
+                train_envs.step(a)
+            assert train_envs.get_state() != saved
+            env_set_state(train_envs, state, np.zeros(0))
+            assert train_envs.get_state() == saved and all(v != 1.0 for v in saved["var"])
     finally:
         train_envs.close()
         eval_envs.close()
