@@ -168,9 +168,9 @@ def _device(name: str) -> torch.device:
 
 
 # Settings added after checkpoints existed: in the fingerprint only when not at their default (so older checkpoints
-# of default runs still resume; ``load_checkpoint`` compares the keys of both sides). ``agent.init`` and
-# ``train.warmup_updates`` only matter before the first checkpoint, so they are not here.
-_FINGERPRINT_DEFAULTS = {"env.task_id": "onehot", "agent.alpha": "per_task", "agent.replay": "stratified"}
+# of default runs still resume; ``load_checkpoint`` compares the keys of both sides). ``env.task_id`` is covered by
+# ``obs_dim``; ``agent.init`` and ``train.warmup_updates`` only matter before the first checkpoint.
+_FINGERPRINT_DEFAULTS = {"agent.alpha": "per_task", "agent.replay": "stratified"}
 
 
 def _fingerprint(cfg: DictConfig, names: list[str], obs_dim: int, act_dim: int) -> dict[str, Any]:
