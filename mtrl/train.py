@@ -78,10 +78,10 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"env.task_id must be one of {', '.join(TASK_IDS)}, got {e.get('task_id')!r}")
     if e.name == "mt1" and e.get("task_id") == "onehot":
         raise ConfigError("env=mt1 has one task: env.task_id must be none")
-    if e.get("normalize_reward") and not (
-        isinstance(e.get("reward_alpha", 0.001), float) and 0 < e.get("reward_alpha", 0.001) <= 1
-    ):
-        raise ConfigError(f"env.reward_alpha must be a number in (0, 1], got {e.get('reward_alpha')!r}")
+    rate = e.get("reward_alpha", 0.001)
+    if e.get("normalize_reward") and not (isinstance(rate, (int, float)) and not isinstance(rate, bool)
+                                          and 0 < rate <= 1):  # fmt: skip
+        raise ConfigError(f"env.reward_alpha must be a number in (0, 1], got {rate!r}")
     if a.arch not in ARCHS:
         raise ConfigError(f"unknown architecture agent.arch={a.arch!r}; valid: {', '.join(ARCHS)}")
     bad = sorted(set(a.aggregate_on) - set(LOSSES))
@@ -306,10 +306,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     first_update = max(warmup, 1)  # the step whose update ends warm-up: train.warmup_updates updates there
     last_eval: dict[str, Any] | None = logger.records[-1] if logger.records else None
     bar = _progress(t_cfg.progress, total, step)
-    if step == 0 and t_cfg.eval_at_start:  # the untrained policy (fb/mtrl evaluates at step 0)
-        last_eval = run_eval()
     t_window, steps_window, env_time = time.perf_counter(), 0, 0.0
     try:
+        if step == 0 and t_cfg.eval_at_start:  # the untrained policy (fb/mtrl evaluates at step 0)
+            last_eval = run_eval()
         while step < total:
             # --- collect one transition per task
             if step < warmup:

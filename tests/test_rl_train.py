@@ -365,3 +365,13 @@ def test_real_mt10_legacy_reference_preset_smoke(tmp_path):
     assert state["fingerprint"]["obs_dim"] == 39 and state["agent"]["n_updates"] == 5 + 30
     norm = json.loads(state["env"])["reward_norm"]
     assert len(norm["var"]) == 10 and all(v != 1.0 for v in norm["var"])  # 60 steps of estimates per task
+
+
+@pytest.mark.parametrize("rate, ok", [("0", False), ("1.5", False), ("true", False), ("1", True), ("0.001", True)])
+def test_reward_alpha_is_checked(rate, ok):
+    cfg = cfg_of("env=mt10_legacy", f"env.reward_alpha={rate}")
+    if ok:
+        check_config(cfg)
+    else:
+        with pytest.raises(ConfigError, match="env.reward_alpha must be a number in"):
+            check_config(cfg)
