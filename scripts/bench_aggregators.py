@@ -5,14 +5,32 @@
 Prints medians over ``--windows`` windows (these machines are noisy) and the ratio of each whole call to ``ls``.
 The whole call includes the Gram matrix (one K x P x K product) and the diagnostics (one MGDA solve); every
 method gets the same positive per-task losses (the loss-based ones need them; the others ignore them).
+
+    python scripts/bench_aggregators.py --K 10 --P 700000 --compare a05bdd1
+
+``--compare REF`` instead times each method's own work against the aggregators of git revision ``REF`` (its
+``mtrl/aggregators`` is extracted with ``git archive`` and imported side by side as ``mtrl_ref``), interleaved
+in the same windows on the same matrices: the K-space weight solve alone (``weights_from_gram`` on a cached Gram
+matrix, a fresh context each call so that the MGDA point behind ``cosθ`` is solved too) and the method's step
+after the Gram matrix (``solver_ms``: that solve plus the P-sized ``wᵀG``, or the whole method for those that
+are not Gram weightings). The threshold wrapper is timed as a whole call (it has no step of its own).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+import numpy as np
 import torch
 
 from mtrl.aggregators import AGGREGATORS, make_aggregator
@@ -26,6 +44,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--methods", nargs="*", default=sorted(AGGREGATORS))
     ap.add_argument("--gram", action="store_true", help="also time the float64 Gram: blocked vs converting G first")
+    ap.add_argument("--compare", metavar="REF", help="time each method's own step against git revision REF")
     args = ap.parse_args()
     if args.K < 1 or args.P < 1 or args.repeats < 1 or args.windows < 1:
         raise SystemExit("bench_aggregators: error: K, P, repeats and windows must be >= 1")
@@ -33,6 +52,9 @@ def main() -> None:
     # imbalanced, partly conflicting gradients, drifting a little from call to call as in training
     base = torch.randn(args.K, args.P) * torch.logspace(0, 1.5, args.K)[:, None]
     losses = torch.rand(args.K) + 0.5  # positive, as the loss-based methods (si, uw, dwa, igb*) expect
+    if args.compare:
+        compare(base, losses, args)
+        return
     results = {}
     for name in args.methods:
         try:
@@ -80,6 +102,104 @@ def bench_gram(G: torch.Tensor, args: argparse.Namespace) -> None:
     for k, v in med.items():
         print(f"gram: {k:17s} {v:8.2f} ms")
     print(f"ratio blocked/converted: {med['blocked f64'] / med['converted f64']:.2f}")
+
+
+def load_revision(ref: str) -> ModuleType:
+    """Import ``mtrl/aggregators`` of git revision ``ref`` as the package ``mtrl_ref.aggregators``."""
+    root = Path(__file__).resolve().parents[1]
+    tar = subprocess.run(["git", "archive", ref, "mtrl/aggregators"], cwd=root, capture_output=True, check=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ref_"))
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as tf:
+        tf.extractall(tmp, filter="data")
+    (tmp / "mtrl").rename(tmp / "mtrl_ref")
+    (tmp / "mtrl_ref" / "__init__.py").write_text("")
+    for f in (tmp / "mtrl_ref" / "aggregators").glob("*.py"):
+        f.write_text(f.read_text().replace("mtrl.aggregators", "mtrl_ref.aggregators"))
+    sys.path.insert(0, str(tmp))
+    import mtrl_ref.aggregators as ref_pkg
+
+    return ref_pkg
+
+
+def _timers(pkg: ModuleType, name: str, mats: list[torch.Tensor], grams: list[np.ndarray], losses: torch.Tensor
+            ) -> tuple[Any, Any]:  # fmt: skip
+    """Two closures timing one pass over ``mats``: the K-space weight solve alone (None for methods that are not
+    Gram weightings) and the method's step after the Gram matrix."""
+    base_mod = sys.modules[pkg.__name__ + "._base"]
+    ctx_cls = sys.modules[pkg.__name__ + "._diagnostics"].Context
+    agg = pkg.make_aggregator(name)
+    agg.seed(0)
+    L_np = losses.double().numpy()
+    whole = type(agg).__call__ is not base_mod.Aggregator.__call__  # wrappers (threshold): whole call
+
+    def contexts() -> list[Any]:
+        out = []
+        for G, A in zip(mats, grams):
+            ctx = ctx_cls(G)
+            ctx._gram = A
+            out.append(ctx)
+        return out
+
+    def step() -> float:
+        ctxs = contexts()
+        t0 = time.perf_counter()
+        for G, ctx in zip(mats, ctxs):
+            agg(G, losses=losses) if whole else agg._aggregate(ctx, losses)
+        return (time.perf_counter() - t0) / len(mats) * 1e3
+
+    def solve() -> float:
+        ctxs = contexts()
+        t0 = time.perf_counter()
+        for ctx in ctxs:
+            agg.weights_from_gram(ctx, L_np)
+        return (time.perf_counter() - t0) / len(mats) * 1e3
+
+    is_gram = isinstance(agg, base_mod.GramWeighting) and not whole
+    return (solve if is_gram else None), step
+
+
+def compare(base: torch.Tensor, losses: torch.Tensor, args: argparse.Namespace) -> None:
+    """Each method's own step, this working tree against ``args.compare``, interleaved (see module docstring)."""
+    from mtrl.aggregators._diagnostics import f64_matmul
+
+    ref_pkg = load_revision(args.compare)
+    import mtrl.aggregators as new_pkg
+
+    gen = torch.Generator().manual_seed(1)
+    mats = [base + 0.05 * r * torch.randn(1, args.P, generator=gen) for r in range(args.repeats)]
+    grams = []
+    for G in mats:
+        A = f64_matmul(G).numpy()
+        grams.append(0.5 * (A + A.T))
+    methods = [m for m in args.methods if m in ref_pkg.AGGREGATORS]
+    cols = ("solve ref", "solve new", "new/ref", "step ref", "step new", "new/ref")
+    head = f"{'method':15s} " + " ".join(f"{c:>10s}" for c in cols)
+    print(f"K={args.K} P={args.P} torch threads={torch.get_num_threads()}; ref = {args.compare}; ms per call,")
+    print(f"median of {args.windows} windows x {args.repeats} matrices, ref and new interleaved")
+    print("solve: K-space weight solve alone (weights_from_gram, fresh context: includes the MGDA point of cos theta)")
+    print("step: the method's work after the Gram matrix (solver_ms: solve + w^T G; whole call for threshold)")
+    print(head)
+    worst = 0.0
+    for name in methods:
+        timers = {
+            "ref": _timers(ref_pkg, name, mats, grams, losses),
+            "new": _timers(new_pkg, name, mats, grams, losses),
+        }
+        for v in timers.values():  # warm-up (cvxpy compile, first-call state)
+            v[1]()
+        res: dict[str, dict[str, list[float]]] = {v: {"solve": [], "step": []} for v in timers}
+        for _ in range(args.windows):
+            for v, (solve, step) in timers.items():
+                if solve is not None:
+                    res[v]["solve"].append(solve())
+                res[v]["step"].append(step())
+        med = {v: {k: statistics.median(x) if x else float("nan") for k, x in d.items()} for v, d in res.items()}
+        rs = med["new"]["solve"] / med["ref"]["solve"]
+        rt = med["new"]["step"] / med["ref"]["step"]
+        worst = max(worst, rt if rs != rs else max(rs, rt))
+        vals = (med["ref"]["solve"], med["new"]["solve"], rs, med["ref"]["step"], med["new"]["step"], rt)
+        print(f"{name:15s} " + " ".join(f"{v:10.4f}" for v in vals))
+    print(f"largest new/ref ratio: {worst:.2f}")
 
 
 if __name__ == "__main__":

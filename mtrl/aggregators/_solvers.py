@@ -23,8 +23,10 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from scipy.linalg.lapack import dgesv as _dgesv
 
 _EPS = 1e-12
+_STALL_GAP = 1e-8  # relative Frank-Wolfe gap accepted when the SQP stalls at float64 precision
 
 
 def project_simplex(v: np.ndarray) -> np.ndarray:
@@ -161,7 +163,7 @@ def qp_simplex_enumerate(H: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def min_linear_plus_norm(
-    A: np.ndarray, b: np.ndarray, s: float, w0: np.ndarray | None = None, tol: float = 1e-12, max_iter: int = 2000
+    A: np.ndarray, b: np.ndarray, s: float, w0: np.ndarray | None = None, tol: float = 1e-10, max_iter: int = 2000
 ) -> np.ndarray:
     """``argmin_{w∈Δ} wᵀb + s·sqrt(wᵀAw)`` (``s >= 0``, ``A`` PSD).
 
@@ -280,8 +282,9 @@ def _sqp_run(
 ) -> tuple[np.ndarray, bool]:
     """One SQP run: each step minimises the exact second-order model on the simplex with :func:`qp_simplex`, then
     an Armijo line search. Stops when every Frank-Wolfe gap ``(∇f)_j − ∇fᵀw`` is above ``−tol`` times task
-    ``j``'s own scale ``|b_j| + s·sqrt(A_jj) + |bᵀw|`` (relative per task: exact at any norm spread).
-    Returns ``(w, reached the test)``."""
+    ``j``'s own scale ``|b_j| + s·sqrt(A_jj) + |bᵀw|`` (relative per task: exact at any norm spread); a stall
+    (no descent direction or no Armijo decrease left in float64) with gaps above ``−1e-8`` of that scale counts
+    as converged. Returns ``(w, converged)``."""
     K = A.shape[0]
     dA = np.clip(np.diag(A), 0.0, None)
     ridge = np.diag(1e-9 * dA + 1e-300)  # relative to each task's own scale
@@ -295,14 +298,15 @@ def _sqp_run(
             return w, True  # at a Pareto-stationary point ‖g_w‖ = 0: the norm term is non-smooth there; w is optimal
         g = b + s * Aw / rho
         gw = float(g @ w)
-        if np.all(g - gw >= -tol * (task_scale + abs(float(b @ w)) + 1e-300)):
+        gap = float(np.min((g - gw) / (task_scale + abs(float(b @ w)) + 1e-300)))  # relative, per task
+        if gap >= -tol:
             return w, True
         H = s * (A / rho - np.outer(Aw, Aw) / rho**3) + ridge
-        wq = qp_simplex(H, g - H @ w, w0=w, tol=1e-14)
+        wq = qp_simplex(H, g - H @ w, w0=w, tol=1e-12)
         p = wq - w
         slope = float(g @ p)
         if slope >= 0.0:
-            return w, False
+            return w, gap >= -_STALL_GAP
         step = 1.0
         while step > 1e-10:
             wn = w + step * p
@@ -311,37 +315,73 @@ def _sqp_run(
                 break
             step *= 0.5
         else:
-            return w, False
-        w, f = project_simplex(wn), fn
+            return w, gap >= -_STALL_GAP  # no decrease left in float64: converged if the gap is at that level
+        wn = np.maximum(wn, 0.0)  # a convex combination of two simplex points: only rounding to remove
+        w, f = wn / wn.sum(), fn
     return w, False
 
 
 def qp_simplex(H: np.ndarray, c: np.ndarray, w0: np.ndarray | None = None, tol: float = 1e-12) -> np.ndarray:
     """Exact minimiser of ``½wᵀHw + cᵀw`` over the simplex for PSD ``H`` (primal active-set method).
 
-    Works on the face ``{w_j = 0, j ∉ S}``: solves the equality-constrained KKT system there
-    (:func:`_face_solve`), steps to the first blocking bound and drops it, or, when the face optimum is feasible,
-    adds the index whose multiplier ``(Hw + c)_j − μ`` is most negative *relative to its tolerance*
-    (:func:`_kkt_tolerance`: ``tol`` times that index's own scale); stops when none is below it (the KKT
-    conditions hold). At most ``4K + 20`` iterations.
+    Works on the face ``{w_j = 0, j ∉ S}``: solves the equality-constrained KKT system there (equilibrated by
+    ``1/sqrt(H_ii)`` as in :func:`_face_solve`), steps to the first blocking bound and drops it, or, when the
+    face optimum is feasible, adds the index whose multiplier ``(Hw + c)_j − μ`` is most negative *relative to
+    its tolerance* (:func:`_kkt_tolerance`: ``tol`` times that index's own scale); stops when none is below it
+    (the KKT conditions hold). Starts from ``w0``, else from the projection onto the simplex of the minimiser
+    over the whole affine hull (often already optimal: one solve), else from the best vertex. At most
+    ``4K + 20`` iterations.
     """
     K = H.shape[0]
+    dh = np.sqrt(np.clip(np.diag(H), 0.0, None))
+    e = np.where(dh > 0, 1.0 / np.where(dh > 0, dh, 1.0), 1.0)
+    Ht = H * e[:, None] * e[None, :]
+    ct = c * e
+    kkt_full = np.zeros((K + 1, K + 1))
+
+    def face(idx: np.ndarray) -> np.ndarray:
+        m = idx.size
+        ei = e[idx]
+        el = 1.0 / float(ei.max())
+        kkt = kkt_full[: m + 1, : m + 1]
+        kkt[:m, :m] = Ht if m == K else Ht[idx][:, idx]
+        kkt[:m, m] = ei * el
+        kkt[m, :m] = ei * el
+        kkt[m, m] = 0.0
+        rhs = np.empty(m + 1)
+        rhs[:m] = -ct[idx]
+        rhs[m] = el
+        _, _, y, info = _dgesv(kkt, rhs)  # LAPACK LU solve without numpy.linalg's per-call overhead
+        if info != 0 or not np.isfinite(y).all():
+            y = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
+        return y[:m] * ei
+
     if w0 is not None and np.all(w0 >= 0) and float(np.sum(w0)) > 0:
         w = np.asarray(w0, dtype=np.float64) / float(np.sum(w0))
     else:
-        w = np.zeros(K)
-        w[int(np.argmin(0.5 * np.diag(H) + c))] = 1.0
-    S = w > 0
-    for _ in range(4 * K + 20):
-        idx = np.flatnonzero(S)
-        x = _face_solve(H, c, idx)
-        if np.all(x >= -1e-15 * float(np.max(np.abs(x)))):
+        x = face(np.arange(K))
+        w = project_simplex(x) if np.isfinite(x).all() else np.zeros(K)
+        if not w.sum() > 0:
             w = np.zeros(K)
-            w[idx] = np.maximum(x, 0.0)
+            w[int(np.argmin(0.5 * np.diag(H) + c))] = 1.0
+    S = w > 0
+    tol_c = tol * np.abs(c) + 1e-300
+    tol_dh, floor_dh = tol * dh, 1e-14 * dh
+    for _ in range(4 * K + 20):
+        idx = S.nonzero()[0]
+        x = face(idx)
+        xmin, xmax = float(x.min()), float(x.max())
+        if xmin >= -1e-15 * max(xmax, -xmin):
+            w = np.zeros(K)
+            w[idx] = x if xmin >= 0 else np.maximum(x, 0.0)
             w /= w.sum()
-            grad = H @ w + c
-            mu = float(grad[idx] @ w[idx])
-            viol = (grad - mu) / _kkt_tolerance(H, c, w, tol)
+            Hw = H @ w
+            grad = Hw + c
+            mu = float(grad @ w)
+            cw = float(c @ w)
+            wHw = max(mu - cw, 0.0)
+            tolv = tol_dh * math.sqrt(wHw) + tol_c + tol * abs(cw) + floor_dh * float(dh @ w)
+            viol = (grad - mu) / tolv
             viol[S] = np.inf
             j = int(np.argmin(viol))
             if viol[j] >= -1.0:
