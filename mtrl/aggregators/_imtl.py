@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.lapack import dgesv
 
 from mtrl.aggregators._base import GramWeighting, Stats
 from mtrl.aggregators._diagnostics import Context
@@ -28,19 +29,21 @@ class IMTL(GramWeighting):
         K = ctx.K
         if K == 1:
             return np.ones(1), {"imtl_fallback": 0.0}
-        C, n = correlation(ctx.gram)
-        act = np.flatnonzero(n > 0)
+        A = ctx.gram
+        n = np.sqrt(np.clip(np.diag(A), 0.0, None))
+        ones = np.ones(K)
+        if n.min() > 0:  # fast path: every row non-zero
+            act, Cs = np.arange(K), A / np.outer(n, n)
+        else:
+            C, n = correlation(A)
+            act = np.flatnonzero(n > 0)
+            if act.size == 0:
+                return np.full(K, 1.0 / K), {"imtl_fallback": 1.0}
+            Cs, ones = C[np.ix_(act, act)], np.ones(act.size)
         w = np.zeros(K)
-        if act.size == 0:
-            return np.full(K, 1.0 / K), {"imtl_fallback": 1.0}
-        Cs = C[np.ix_(act, act)]
-        ones = np.ones(act.size)
-        try:
-            beta = np.linalg.solve(Cs, ones)
-            if not np.all(np.isfinite(beta)) or np.linalg.norm(Cs @ beta - ones) > 1e-8 * np.sqrt(act.size):
-                raise np.linalg.LinAlgError
-        except np.linalg.LinAlgError:
-            beta = np.linalg.lstsq(Cs, ones, rcond=1e-12)[0]
+        _, _, beta, info = dgesv(Cs, ones)
+        if info != 0 or not np.isfinite(beta).all() or np.abs(Cs @ beta - ones).max() > 1e-8:
+            beta = np.linalg.lstsq(Cs, ones, rcond=1e-12)[0]  # singular: identical or rank-deficient rows
         a = beta / n[act]
         tot = float(a.sum())
         if not (np.isfinite(tot) and abs(tot) > 1e-12 * float(np.abs(a).sum())):
