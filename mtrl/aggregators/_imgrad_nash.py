@@ -5,7 +5,9 @@ Derivation. The reference Nash-MTL CCCP (``_nashmtl.py``) solves, at each iterat
     min_α  Σ_i g_iᵀGα  +  ∇φ(α_t)ᵀα / n     s.t.  φ_i(α) = log α_i + log g_iᵀGα  ≥  0,   α ≥ 0,
 
 i.e. the paper's Eq. 12 with the concave ``φ(α) = Σ_i φ_i(α)`` replaced by its linearisation (the convex-concave
-step; constants dropped), and ``n`` the Frobenius norm that normalises ``GGᵀ``. The first term, ``1ᵀGGᵀα =
+step; constants dropped), and ``n`` the Frobenius norm that normalises ``GGᵀ``. (mtrl solves it in Nash-MTL's
+scale-invariant form: variables ``β = α∘‖g‖`` on the cosine matrix, the first term weighted as for ``n = 1``;
+see ``_nashmtl.py``.) The first term, ``1ᵀGGᵀα =
 K·g0ᵀd`` for ``d = Σ α_i g_i``, "pushes away from g0"; the second "strikes balance among individuals". Eq. 13
 reweights the two terms with ``cosθ``, θ the angle between ``g0`` and the MGDA direction (as in IMGrad):
 
