@@ -6,9 +6,10 @@ Every run under the target (a directory with ``checkpoints/ckpt_*.pt``; or one c
 its newest checkpoint under **its own protocol**, read from the configuration stored in the checkpoint:
 ``mt10`` (v3 standard: goals resampled on reset, success at any step of an episode, ``--episodes`` per task
 (default: the protocol's own, 50) and ``mt10_legacy`` (fixed goal per task, 150-step episodes, deterministic
-policy; default 1 episode per task as the published tables, ``--episodes 10`` for a less noisy number). Evaluation
-envs are seeded with ``seed + 10000`` as during training (``--eval-seed`` to change it), and the policy is the
-deterministic mean action.
+policy; default 1 episode per task as the published tables, ``--episodes 10`` for a less noisy number). As during
+training, evaluation runs on the run's own training goals (rebuilt from its seed) and only the choice among them
+and the episode starts come from the evaluation seed ``seed + 10000`` (``--eval-seed`` to change it); the policy
+is the deterministic mean action.
 
 Each line of the output is one run, with the fields of ``eval.jsonl`` (``step``, ``total_env_steps``,
 ``protocol``, ``seed``, ``method``, ``success_rate``, ``episode_return``, ``tasks``) plus ``checkpoint``,
@@ -30,8 +31,8 @@ import torch
 from omegaconf import OmegaConf
 
 from mtrl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from mtrl.envs import evaluate, make_envs, task_names
-from mtrl.train import EVAL_SEED_OFFSET, build_agent
+from mtrl.envs import evaluate, task_names
+from mtrl.train import build_agent, make_eval_envs
 
 
 def find_checkpoints(target: Path) -> list[Path]:
@@ -53,9 +54,9 @@ def evaluate_checkpoint(path: Path, episodes: int | None, eval_seed: int | None,
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
     n_episodes = int(episodes if episodes is not None else cfg.env.eval_episodes)
-    seed = int(cfg.seed) + EVAL_SEED_OFFSET if eval_seed is None else int(eval_seed)
     names = task_names(cfg.env)
-    envs = make_envs(cfg.env, seed, evaluation=True)
+    # the run's own training goals (rebuilt from its seed), episode starts from the evaluation seed
+    envs, seed = make_eval_envs(cfg.env, int(cfg.seed), eval_seed=eval_seed)
     try:
         obs_dim = int(np.prod(envs.single_observation_space.shape))
         act_dim = int(np.prod(envs.single_action_space.shape))
