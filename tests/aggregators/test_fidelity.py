@@ -141,6 +141,8 @@ def _check_against_exact(name: str, kwargs: dict, G: torch.Tensor) -> None:
         return
     if "solver_failed" in res.stats:
         assert res.stats["solver_failed"] == 0.0
+    if "solver_gap" in res.stats:  # cagrad, imgrad: the reported optimality of the weight solve
+        assert res.stats["solver_gap"] >= -1e-8
     d = ex.combine(w, G)
     err = np.linalg.norm(res.direction.numpy() - d) / np.linalg.norm(d)
     assert err < 1e-8, err
