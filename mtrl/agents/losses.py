@@ -11,18 +11,21 @@ samples, padded to a common ``B`` with weight 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from mtrl.agents.networks import Params, mlp_one
+from mtrl.agents.archs import Params
+
+Net = Callable[[Params, Params, torch.Tensor], torch.Tensor]  # an architecture's forward_one (mtrl.agents.archs)
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # as facebookresearch/mtrl's actor (tanh-rescaled into this range)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def policy_one(
-    shared: Params, task: Params, obs: torch.Tensor, noise: torch.Tensor, n_linear: int
+    shared: Params, task: Params, obs: torch.Tensor, noise: torch.Tensor, net: Net
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Tanh-Gaussian policy of one task: returns ``(action, log_prob, deterministic_action)``.
 
@@ -30,7 +33,7 @@ def policy_one(
     ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh²u)`` with the stable form ``log(1 − tanh²u) = 2(log 2 − u −
     softplus(−2u))``.
     """
-    out = mlp_one(shared, task, obs, n_linear)
+    out = net(shared, task, obs)
     mean, log_std = out.chunk(2, dim=-1)
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1.0)
     u = mean + log_std.exp() * noise
@@ -47,12 +50,12 @@ def reduce(per_sample: torch.Tensor, weight: torch.Tensor | None) -> torch.Tenso
 
 
 def twin_q_one(
-    shared: dict[str, Params], task: dict[str, Params], obs: torch.Tensor, act: torch.Tensor, n_linear: int
+    shared: dict[str, Params], task: dict[str, Params], obs: torch.Tensor, act: torch.Tensor, net: Net
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two Q estimates ``[B]`` of one task (``shared``/``task`` hold ``{"q1": ..., "q2": ...}``)."""
     x = torch.cat([obs, act], dim=-1)
-    q1 = mlp_one(shared["q1"], task["q1"], x, n_linear).squeeze(-1)
-    q2 = mlp_one(shared["q2"], task["q2"], x, n_linear).squeeze(-1)
+    q1 = net(shared["q1"], task["q1"], x).squeeze(-1)
+    q2 = net(shared["q2"], task["q2"], x).squeeze(-1)
     return q1, q2
 
 
@@ -62,11 +65,11 @@ def critic_loss_one(
     obs: torch.Tensor,
     act: torch.Tensor,
     target: torch.Tensor,
-    n_linear: int,
+    net: Net,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Task critic loss: mean over the task's samples of ``(Q1 − y)² + (Q2 − y)²`` (``y`` precomputed)."""
-    q1, q2 = twin_q_one(shared, task, obs, act, n_linear)
+    q1, q2 = twin_q_one(shared, task, obs, act, net)
     per_sample = (q1 - target).pow(2) + (q2 - target).pow(2)
     return reduce(per_sample, weight)
 
@@ -79,12 +82,12 @@ def actor_loss_one(
     obs: torch.Tensor,
     noise: torch.Tensor,
     alpha: torch.Tensor,
-    n_linear_actor: int,
-    n_linear_critic: int,
+    net_actor: Net,
+    net_critic: Net,
     weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Task actor loss ``mean(α log π(a|s) − min(Q1, Q2)(s, a))``, ``a ~ π``; aux: mean ``log π`` (for α)."""
-    action, logp, _ = policy_one(shared, task, obs, noise, n_linear_actor)
-    q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, n_linear_critic)
+    action, logp, _ = policy_one(shared, task, obs, noise, net_actor)
+    q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, net_critic)
     per_sample = alpha * logp - torch.minimum(q1, q2)
     return reduce(per_sample, weight), reduce(logp, weight).detach()

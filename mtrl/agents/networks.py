@@ -1,96 +1,13 @@
-"""Task-batched MLPs for multi-task SAC, written as pure functions of parameter dicts (for ``torch.func``).
+"""Task-batched MLPs (``multihead``, ``shared``, ``independent``): kept here as the import path they always had.
 
-Inputs are laid out ``[K, B, ...]`` (task axis first: one replay buffer per task, equal per-task batches, one env
-per task). Each linear layer is either **shared** by all tasks (weight ``[in, out]``) or **per task** (weights
-stacked ``[K, in, out]``). ``arch`` picks which (SPEC §4, facebookresearch/mtrl names in brackets):
-
-- ``multihead`` ("MH SAC", default): shared trunk, one output head per task; the one-hot task id is part of the
-  observation so the trunk sees it too.
-- ``shared`` ("MTL SAC"): every layer shared, one head; tasks differ only through the one-hot input.
-- ``independent`` ("STL SAC"): every layer per task: K separate networks, nothing shared (nothing to aggregate).
-
-:func:`mlp_one` evaluates one task's network on that task's ``[B, in]`` batch; vmapping it over the task axis with
-the shared parameters unbatched (``in_dims=(None, 0, 0)``) gives the whole ``[K, B, out]`` output, and vmapping its
-*gradient* gives the K per-task gradients of the shared trunk in one vectorised pass.
+The architectures now live in :mod:`mtrl.agents.archs` (one module each, one registry, ``agent.arch``); the MLPs
+are :mod:`mtrl.agents.archs._mlp`. ``ARCHS`` stays the three MLP architectures of :class:`TaskMLP`; every valid
+``agent.arch`` is a key of :data:`mtrl.agents.archs.ARCHITECTURES`.
 """
 
 from __future__ import annotations
 
-import math
+from mtrl.agents.archs import ARCHITECTURES, INITS, NetSpec, Params, TaskMLP, make_network, mlp_all, mlp_one
+from mtrl.agents.archs._mlp import MLP_ARCHS as ARCHS
 
-import torch
-from torch import nn
-from torch.func import vmap
-
-ARCHS = ("multihead", "shared", "independent")
-INITS = ("torch", "xavier")
-Params = dict[str, torch.Tensor]
-
-
-def _per_task_layers(arch: str, n_linear: int) -> list[bool]:
-    if arch == "multihead":
-        return [False] * (n_linear - 1) + [True]
-    if arch == "shared":
-        return [False] * n_linear
-    if arch == "independent":
-        return [True] * n_linear
-    raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
-
-
-class TaskMLP(nn.Module):
-    """ReLU MLP ``in -> hidden x num_layers -> out`` whose layers are shared or per task as ``arch`` says.
-
-    Parameters live in two ``ParameterDict`` s: ``shared`` (the trunk the aggregator combines gradients for) and
-    ``task`` (leading dimension K: heads, or everything for ``independent``). Initialisation, independently for
-    each task's copy (``init``):
-
-    - ``torch`` (default): as ``nn.Linear``, weights and biases uniform in ±1/√in;
-    - ``xavier``: as facebookresearch/mtrl (``mtrl/agent/utils.py``, ``weight_init_linear``, applied to the actor
-      and the critic): Xavier/Glorot-uniform weights, ±√(6/(in + out)), and zero biases.
-    """
-
-    def __init__(
-        self, in_dim: int, out_dim: int, hidden_dim: int, num_layers: int, num_tasks: int, arch: str,
-        init: str = "torch",
-    ) -> None:  # fmt: skip
-        super().__init__()
-        if init not in INITS:
-            raise ValueError(f"unknown initialisation {init!r}; valid: {', '.join(INITS)}")
-        dims = [in_dim] + [hidden_dim] * num_layers + [out_dim]
-        self.per_task = _per_task_layers(arch, len(dims) - 1)
-        self.n_linear = len(dims) - 1
-        self.shared = nn.ParameterDict()
-        self.task = nn.ParameterDict()
-        for layer, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
-            lead = (num_tasks,) if self.per_task[layer] else ()
-            target = self.task if self.per_task[layer] else self.shared
-            w, b = torch.empty(*lead, d_in, d_out), torch.empty(*lead, d_out)
-            if init == "torch":
-                bound = 1.0 / math.sqrt(d_in)
-                w.uniform_(-bound, bound)
-                b.uniform_(-bound, bound)
-            else:
-                bound = math.sqrt(6.0 / (d_in + d_out))
-                w.uniform_(-bound, bound)
-                b.zero_()
-            target[f"w{layer}"] = nn.Parameter(w)
-            target[f"b{layer}"] = nn.Parameter(b)
-
-    def params(self) -> tuple[Params, Params]:
-        """``(shared, task)`` parameter dicts (the live tensors)."""
-        return dict(self.shared), dict(self.task)
-
-
-def mlp_one(shared: Params, task: Params, x: torch.Tensor, n_linear: int) -> torch.Tensor:
-    """One task's MLP on its batch ``x`` (``[B, in]``); ``task`` holds that task's slice of the per-task layers."""
-    for layer in range(n_linear):
-        src = shared if f"w{layer}" in shared else task
-        x = x @ src[f"w{layer}"] + src[f"b{layer}"]
-        if layer < n_linear - 1:
-            x = torch.relu(x)
-    return x
-
-
-def mlp_all(shared: Params, task: Params, x: torch.Tensor, n_linear: int) -> torch.Tensor:
-    """All tasks at once: ``x`` is ``[K, B, in]``, the result ``[K, B, out]`` (vmap of :func:`mlp_one`)."""
-    return vmap(mlp_one, in_dims=(None, 0, 0, None))(shared, task, x, n_linear)
+__all__ = ["ARCHITECTURES", "ARCHS", "INITS", "NetSpec", "Params", "TaskMLP", "make_network", "mlp_all", "mlp_one"]
