@@ -32,7 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mtrl import _cli, seeding
-from mtrl.agents import ALPHAS, ARCHS, INITS, LOSSES, REPLAYS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
+from mtrl.agents import ALPHAS, ARCHITECTURES, INITS, LOSSES, REPLAYS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
 from mtrl.aggregators import make_aggregator
 from mtrl.checkpoint import (
     CheckpointError,
@@ -82,8 +82,8 @@ def check_config(cfg: DictConfig) -> None:
     if e.get("normalize_reward") and not (isinstance(rate, (int, float)) and not isinstance(rate, bool)
                                           and 0 < rate <= 1):  # fmt: skip
         raise ConfigError(f"env.reward_alpha must be a number in (0, 1], got {rate!r}")
-    if a.arch not in ARCHS:
-        raise ConfigError(f"unknown architecture agent.arch={a.arch!r}; valid: {', '.join(ARCHS)}")
+    if a.arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture agent.arch={a.arch!r}; valid: {', '.join(ARCHITECTURES)}")
     bad = sorted(set(a.aggregate_on) - set(LOSSES))
     if bad:
         valid = ", ".join(LOSSES)
@@ -151,7 +151,8 @@ def build_agent(cfg: DictConfig, obs_dim: int, act_dim: int, num_tasks: int, dev
         alpha_lr=float(a_cfg.alpha_lr), gamma=float(a_cfg.gamma), tau=float(a_cfg.tau),
         init_alpha=float(a_cfg.init_alpha), target_entropy=a_cfg.target_entropy,
         aggregate_on=tuple(str(x) for x in a_cfg.aggregate_on), per_task_grads=str(a_cfg.per_task_grads),
-        alpha=str(a_cfg.alpha), init=str(a_cfg.init),
+        alpha=str(a_cfg.alpha), init=str(a_cfg.init), task_names=tuple(task_names(cfg.env)),
+        task_id_dims=num_tasks if str(cfg.env.get("task_id", "onehot")) == "onehot" else 0,
     )  # fmt: skip
     return MultiTaskSAC(obs_dim, act_dim, num_tasks, sac_cfg, aggregators, device=device)
 

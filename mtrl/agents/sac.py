@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch.func import grad_and_value, vmap
 
+from mtrl.agents.archs import INITS, NetSpec, make_network
 from mtrl.agents.losses import actor_loss_one, critic_loss_one, policy_one, twin_q_one
-from mtrl.agents.networks import INITS, TaskMLP
 from mtrl.aggregators import Aggregator, AggregatorResult, per_task_gradients
 
 ALPHAS = ("per_task", "shared")
@@ -72,6 +72,8 @@ class SACConfig:
     per_task_grads: str = "vmap"  # vmap | loop
     alpha: str = "per_task"  # per_task | shared (one α for all tasks)
     init: str = "torch"  # torch | xavier (Xavier-uniform weights, zero biases, as facebookresearch/mtrl)
+    task_names: tuple[str, ...] = ()  # tasks in sub-env order (care: which description embeddings)
+    task_id_dims: int = -1  # size of the one-hot task id at the end of the observation (-1: K; 0: none)
 
 
 @dataclass
@@ -118,11 +120,11 @@ class MultiTaskSAC:
             raise ValueError("agent.aggregate_on: alpha needs agent.alpha=shared (per-task α have no shared gradient)")
         if cfg.init not in INITS:
             raise ValueError(f"agent.init must be one of {', '.join(INITS)}, got {cfg.init!r}")
-        mlp = dict(hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, num_tasks=num_tasks, arch=cfg.arch,
-                   init=cfg.init)  # fmt: skip
-        self.actor = TaskMLP(obs_dim, 2 * act_dim, **mlp).to(self.device)
-        self.q1 = TaskMLP(obs_dim + act_dim, 1, **mlp).to(self.device)
-        self.q2 = TaskMLP(obs_dim + act_dim, 1, **mlp).to(self.device)
+        net = dict(obs_dim=obs_dim, num_tasks=num_tasks, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers,
+                   init=cfg.init, task_id_dims=cfg.task_id_dims, task_names=tuple(cfg.task_names))  # fmt: skip
+        self.actor = make_network(cfg.arch, NetSpec(obs_dim, 2 * act_dim, **net)).to(self.device)
+        self.q1 = make_network(cfg.arch, NetSpec(obs_dim + act_dim, 1, **net)).to(self.device)
+        self.q2 = make_network(cfg.arch, NetSpec(obs_dim + act_dim, 1, **net)).to(self.device)
         self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
         for p in [*self.q1_target.parameters(), *self.q2_target.parameters()]:
             p.requires_grad_(False)
@@ -134,7 +136,7 @@ class MultiTaskSAC:
         self.critic_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.aggregators = {k: v for k, v in aggregators.items() if k in cfg.aggregate_on}
-        self.n_actor, self.n_critic = self.actor.n_linear, self.q1.n_linear
+        self.n_actor, self.n_critic = self.actor.forward_one, self.q1.forward_one  # pure: (shared, task, x)
         self.n_updates = 0
         self.n_skipped = {"critic": 0, "actor": 0, "alpha": 0}
 
