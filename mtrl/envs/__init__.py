@@ -1,4 +1,4 @@
-"""Multi-task vector environments: Meta-World MT10 (two protocols), MT1, and a fake env for tests.
+"""Multi-task vector environments: Meta-World MT10 (two protocols), MT50, MT1, and a fake env for tests.
 
 Every env here is a gymnasium vector env with **one sub-env per task** (sub-env ``k`` is task ``k``), SAME_STEP
 autoreset (the true last observation of a finished episode is ``info["final_obs"]``) and ``info["success"]``.
@@ -21,6 +21,7 @@ import numpy as np
 from mtrl.envs._fake import FakeMultiTaskVecEnv
 from mtrl.envs._metaworld import (
     MT10_TASKS,
+    MT50_TASKS,
     make_metaworld,
     metaworld_get_state,
     metaworld_set_state,
@@ -28,11 +29,12 @@ from mtrl.envs._metaworld import (
 )
 from mtrl.envs._normalize import ExponentialRewardNormalization
 
-PROTOCOLS = ("mt10", "mt10_legacy", "mt1", "fake")
+PROTOCOLS = ("mt10", "mt10_legacy", "mt50", "mt1", "fake")
 TASK_IDS = ("onehot", "none")
 
 __all__ = [
     "MT10_TASKS",
+    "MT50_TASKS",
     "PROTOCOLS",
     "TASK_IDS",
     "ExponentialRewardNormalization",
@@ -53,6 +55,8 @@ def task_names(env_cfg: Any) -> list[str]:
     """Task names in sub-env order for an ``env`` config node."""
     if env_cfg.name in ("mt10", "mt10_legacy"):
         return list(MT10_TASKS)
+    if env_cfg.name == "mt50":
+        return list(MT50_TASKS)
     if env_cfg.name == "mt1":
         return [str(env_cfg.task)]
     if env_cfg.name == "fake":
@@ -86,7 +90,7 @@ def make_envs(
             "goals (mtrl.train.make_eval_envs builds them)"
         )
     return make_metaworld(
-        "MT1" if env_cfg.name == "mt1" else "MT10",
+        {"mt1": "MT1", "mt50": "MT50"}.get(str(env_cfg.name), "MT10"),
         seed=seed,
         max_episode_steps=int(env_cfg.max_episode_steps),
         reward_version=str(env_cfg.reward_version),

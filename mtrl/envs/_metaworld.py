@@ -1,4 +1,4 @@
-"""Meta-World v3 (metaworld 3.1.x) vector envs for the two MT10 protocols and MT1.
+"""Meta-World v3 (metaworld 3.1.x) vector envs for the two MT10 protocols, MT50 and MT1.
 
 - ``mt10`` (Meta-World v3 standard): ``gymnasium.make_vec("Meta-World/MT10")``, one sub-env per task in MT10 order,
   one-hot task id appended (39 + 10 = 49-d), reward v2, 500-step episodes, goal resampled from the task's 50 goals
@@ -9,6 +9,9 @@
   reference's reward normalisation of training rewards (garage ``NormalizedEnv``: per-step moving variance, rate
   0.001; :mod:`mtrl.envs._normalize`). v3 physics and observations differ from the v1/v2 envs of the papers:
   comparable only approximately.
+- ``mt50`` (Meta-World v3 standard MT50): ``gymnasium.make_vec("Meta-World/MT50")``, one sub-env per task in
+  Meta-World's MT50 order (:data:`MT50_TASKS`), one-hot task id (39 + 50 = 89-d), otherwise exactly as ``mt10``
+  (reward v2, 500-step episodes, goals resampled on reset, evaluation on the training goals).
 - ``mt1``: one task (``env.task``, e.g. ``reach-v3``), v3 standard, no one-hot (K = 1).
 
 ``one_hot=False`` (``env.task_id=none``) drops the one-hot task id (39-d observations, as the CAGrad fork's run).
@@ -34,6 +37,21 @@ from mtrl.envs._normalize import ExponentialRewardNormalization
 MT10_TASKS: tuple[str, ...] = (
     "reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
     "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3",
+)  # fmt: skip
+
+
+# Meta-World v3's MT50 order: ``metaworld.env_dict.ALL_V3_ENVIRONMENTS`` (= ``MT50_V3``, the sub-env order of
+# ``make_vec("Meta-World/MT50")``); written out so that task names need no metaworld import (tests check the two agree).
+MT50_TASKS: tuple[str, ...] = (
+    "assembly-v3", "basketball-v3", "bin-picking-v3", "box-close-v3", "button-press-topdown-v3",
+    "button-press-topdown-wall-v3", "button-press-v3", "button-press-wall-v3", "coffee-button-v3", "coffee-pull-v3",
+    "coffee-push-v3", "dial-turn-v3", "disassemble-v3", "door-close-v3", "door-lock-v3", "door-open-v3",
+    "door-unlock-v3", "hand-insert-v3", "drawer-close-v3", "drawer-open-v3", "faucet-open-v3", "faucet-close-v3",
+    "hammer-v3", "handle-press-side-v3", "handle-press-v3", "handle-pull-side-v3", "handle-pull-v3", "lever-pull-v3",
+    "pick-place-wall-v3", "pick-out-of-hole-v3", "pick-place-v3", "plate-slide-v3", "plate-slide-side-v3",
+    "plate-slide-back-v3", "plate-slide-back-side-v3", "peg-insert-side-v3", "peg-unplug-side-v3", "soccer-v3",
+    "stick-push-v3", "stick-pull-v3", "push-v3", "push-wall-v3", "push-back-v3", "reach-v3", "reach-wall-v3",
+    "shelf-place-v3", "sweep-into-v3", "sweep-v3", "window-open-v3", "window-close-v3",
 )  # fmt: skip
 
 
@@ -64,7 +82,8 @@ def make_metaworld(
     reward_alpha: float = 0.001,
     goals_from: gym.vector.VectorEnv | None = None,
 ) -> gym.vector.VectorEnv:
-    """Build the MT10 (``benchmark="MT10"``) or MT1 (``"MT1"``, ``task``) vector env (SAME_STEP autoreset).
+    """Build the MT10 (``benchmark="MT10"``), MT50 (``"MT50"``) or MT1 (``"MT1"``, ``task``) vector env (SAME_STEP
+    autoreset).
 
     ``goals_from``: a vector env of the same benchmark whose per-task goal lists (``tasks``) this one takes over,
     instead of those of its own seed (evaluation envs get the training envs' goals).
@@ -77,8 +96,9 @@ def make_metaworld(
         terminate_on_success=terminate_on_success,
         reward_normalization_method=None,
     )
-    if benchmark == "MT10":
-        envs = gym.make_vec("Meta-World/MT10", vector_strategy="sync", seed=seed, use_one_hot=one_hot, **kwargs)
+    if benchmark in ("MT10", "MT50"):
+        envs = gym.make_vec(f"Meta-World/{benchmark}", vector_strategy="sync", seed=seed, use_one_hot=one_hot,
+                            **kwargs)  # fmt: skip
     elif benchmark == "MT1":
         if task is None:
             raise ValueError("env=mt1 needs env.task (e.g. env.task=reach-v3)")
@@ -87,7 +107,7 @@ def make_metaworld(
             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
         )
     else:
-        raise ValueError(f"unknown Meta-World benchmark {benchmark!r} (MT10 or MT1)")
+        raise ValueError(f"unknown Meta-World benchmark {benchmark!r} (MT10, MT50 or MT1)")
     if goals_from is not None:
         share_goals(goals_from, envs)
     elif fixed_goal:

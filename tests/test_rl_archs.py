@@ -1,0 +1,273 @@
+"""Architectures ``agent.arch=sm`` and ``care`` (and the registry): sizes equal to facebookresearch/mtrl's MT10
+configs, routing/attention weights, per-task gradient routing, training with every aggregator, learning, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.func import vmap
+
+from mtrl.agents import ARCHITECTURES, MultiTaskSAC, NetSpec, SACConfig, make_network
+from mtrl.agents.archs import CareNet, SoftModularNet, TaskMLP, task_description_embeddings
+from mtrl.aggregators import AGGREGATORS, make_aggregator
+from mtrl.train import ConfigError, check_config, train
+from tests.test_rl_train import IGBV2_FAST, TINY, assert_same, cfg_of, final_state, run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+NEW = ("sm", "care")
+K, B, RAW, ACT = 3, 8, 5, 2
+OBS = RAW + K  # observation + one-hot task id (as env.task_id=onehot)
+
+
+def _obs(n: int = B, seed: int = 0) -> torch.Tensor:
+    """``[K, n, OBS]`` observations whose last K entries are task k's one-hot id."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(K, n, OBS, generator=g)
+    x[..., RAW:] = torch.eye(K)[:, None, :]
+    return x
+
+
+def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed + 1)
+    return {"obs": _obs(seed=seed), "action": torch.rand(K, B, ACT, generator=g) * 2 - 1,
+            "reward": torch.randn(K, B, generator=g), "next_obs": _obs(seed=seed + 7),
+            "terminated": (torch.rand(K, B, generator=g) < 0.2).float()}  # fmt: skip
+
+
+def _agent(arch: str, mode: str = "vmap", agg: str = "ls", **kw) -> MultiTaskSAC:
+    torch.manual_seed(0)
+    cfg = SACConfig(hidden_dim=16, num_layers=2, arch=arch, per_task_grads=mode, **kw)
+    return MultiTaskSAC(OBS, ACT, K, cfg, {"critic": make_aggregator(agg), "actor": make_aggregator(agg)})
+
+
+def _count(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------------------------ registry
+def test_registry_holds_every_architecture_and_rejects_unknown_names():
+    assert list(ARCHITECTURES) == ["multihead", "shared", "independent", "sm", "care"]
+    spec = NetSpec(OBS, 4, OBS, K, 16, 2)
+    assert isinstance(make_network("multihead", spec), TaskMLP)
+    assert isinstance(make_network("sm", spec), SoftModularNet) and isinstance(make_network("care", spec), CareNet)
+    with pytest.raises(ValueError, match="unknown architecture 'moe'; valid: multihead, shared, independent, sm, care"):
+        make_network("moe", spec)
+    with pytest.raises(ConfigError, match="valid: multihead, shared, independent, sm, care"):
+        check_config(cfg_of(*TINY, "agent.arch=moe"))
+    for arch in NEW:
+        check_config(cfg_of(*TINY, f"agent.arch={arch}"))
+
+
+def test_mlp_architectures_through_the_registry_are_the_old_task_mlps():
+    for arch in ("multihead", "shared", "independent"):
+        torch.manual_seed(0)
+        new = make_network(arch, NetSpec(OBS, 4, OBS, K, 16, 2, init="xavier"))
+        torch.manual_seed(0)
+        old = TaskMLP(OBS, 4, 16, 2, K, arch, init="xavier")
+        assert_same(new.state_dict(), old.state_dict())
+
+
+# ------------------------------------------------------------------------- sizes = the reference's MT10 configs
+def lin(d_in: int, d_out: int, n: int = 1) -> int:
+    """Parameters of ``n`` linear layers (or mixture-of-experts ``Linear`` of n experts) ``d_in -> d_out``."""
+    return n * (d_in * d_out + d_out)
+
+
+def build_mlp(d_in: int, hidden: int, d_out: int, num_layers: int) -> int:
+    """facebookresearch/mtrl ``agent_utils.build_mlp``: ``num_layers`` hidden layers, i.e. num_layers + 1 linears."""
+    return lin(d_in, hidden) + lin(hidden, hidden, num_layers - 1) + lin(hidden, d_out)
+
+
+# MT10 v3: 39-d observation + 10-d one-hot, 4-d action. The reference's sizes, from its YAMLs:
+MT10_RAW, MT10_K, MT10_ACT = 39, 10, 4
+HIDDEN = 400  # config/agent/components/metaworld_actor.yaml hidden_dim (critic: ${agent.actor.hidden_dim})
+TE = 50  # metaworld_multitask.yaml task_encoder_cfg.model_cfg: embedding_dim = hidden_dim = output_dim = 50,
+TE_LAYERS = 2  # ... num_layers 2
+FEAT = 50  # agent.encoder_feature_dim (state_sac.yaml); encoder feedforward/moe: hidden_dim 50, num_layers 2
+N_EXPERTS_SM = 4  # moe_cfg.num_experts (metaworld_multitask.yaml; the docs' SoftModularization command)
+N_EXPERTS_CARE = 4  # agent.encoder.moe.num_experts=4 (the docs' CARE command)
+ROBERTA = 768  # width of metadata/task_embedding/roberta_small/*.json rows
+
+
+def _mt10_spec(out: int, critic: bool) -> NetSpec:
+    obs = MT10_RAW + MT10_K
+    return NetSpec(obs + MT10_ACT * critic, out, obs, MT10_K, HIDDEN, 3, init="xavier")
+
+
+def test_sm_sizes_equal_the_reference_mt10_config():
+    """Per network: the reference's task encoder (Embedding(10, 50) + build_mlp(50, 50, 50, 2)), feedforward
+    encoder (build_mlp(39, 50, 50, 2)), [critic: obs_action_projection_layer Linear(50 + 4, 50)] and
+    SoftModularizedMLP(num_experts=4, in=50, hidden=400, num_layers=2 as hard-coded in actor.py/critic.py):
+    module layers Linear_4(50 -> 400), Linear_4(400 -> out), routing projection Linear(50, 400), W_d Linear(400, 16)."""
+    task_encoder = MT10_K * TE + build_mlp(TE, TE, TE, TE_LAYERS)
+    encoder = build_mlp(MT10_RAW, FEAT, FEAT, 2)
+    E = N_EXPERTS_SM
+
+    def smmlp(out: int) -> int:
+        return lin(FEAT, HIDDEN, E) + lin(HIDDEN, out, E) + lin(FEAT, HIDDEN) + lin(HIDDEN, E * E)
+
+    actor, q = make_network("sm", _mt10_spec(2 * MT10_ACT, False)), make_network("sm", _mt10_spec(1, True))
+    assert _count(actor) == task_encoder + encoder + smmlp(2 * MT10_ACT) == 136498
+    assert _count(q) == task_encoder + encoder + lin(FEAT + MT10_ACT, FEAT) + smmlp(1) == 128020
+    assert _count(actor) - sum(p.numel() for p in actor.shared.values()) == MT10_K * TE  # per task: the embeddings
+    x = torch.randn(MT10_K, 5, MT10_RAW + MT10_K)
+    x[..., MT10_RAW:] = torch.eye(MT10_K)[:, None]
+    out = vmap(actor.forward_one, in_dims=(None, 0, 0))(dict(actor.shared), dict(actor.task), x)
+    assert out.shape == (MT10_K, 5, 2 * MT10_ACT)
+    xa = torch.cat([x, torch.rand(MT10_K, 5, MT10_ACT)], -1)
+    assert vmap(q.forward_one, in_dims=(None, 0, 0))(dict(q.shared), dict(q.task), xa).shape == (MT10_K, 5, 1)
+
+
+def test_care_sizes_equal_the_reference_mt10_config():
+    """Per network: the reference's TaskEncoder with pretrained embeddings (frozen 768-d rows, not trained;
+    Linear(768, 100), Linear(100, 50), build_mlp(50, 50, 50, 2)), MixtureofExpertsEncoder (FeedForward of 4 experts,
+    2 layers: 39 -> 50 -> 50; attention trunk build_mlp(50, 50, 4, 2)) and the actor / Q trunk
+    build_mlp(50 + 50 [+ 4], 400, out, 3)."""
+    task_encoder = lin(ROBERTA, 2 * TE) + lin(2 * TE, TE) + build_mlp(TE, TE, TE, TE_LAYERS)
+    E = N_EXPERTS_CARE
+    encoder = lin(MT10_RAW, FEAT, E) + lin(FEAT, FEAT, E) + build_mlp(TE, TE, E, 2)
+    actor, q = make_network("care", _mt10_spec(2 * MT10_ACT, False)), make_network("care", _mt10_spec(1, True))
+    assert _count(actor) == task_encoder + encoder + build_mlp(FEAT + TE, HIDDEN, 2 * MT10_ACT, 3) == 477512
+    assert _count(q) == task_encoder + encoder + build_mlp(FEAT + TE + MT10_ACT, HIDDEN, 1, 3) == 476305
+    assert len(actor.task) == 0  # nothing per task: every parameter is shared
+    x = torch.randn(MT10_K, 5, MT10_RAW + MT10_K)
+    x[..., MT10_RAW:] = torch.eye(MT10_K)[:, None]
+    out = vmap(actor.forward_one, in_dims=(None, 0, 0))(dict(actor.shared), dict(actor.task), x)
+    assert out.shape == (MT10_K, 5, 2 * MT10_ACT)
+
+
+def test_care_embeddings_are_the_reference_package_data():
+    from importlib import resources
+
+    raw = json.loads(resources.files("mtrl.agents").joinpath("data/roberta_small_metaworld-mt50.json").read_text())
+    assert len(raw) == 50 and all(len(v) == ROBERTA for v in raw.values())
+    from mtrl.envs import MT10_TASKS
+
+    emb = task_description_embeddings(list(MT10_TASKS), 10)
+    assert emb.shape == (10, ROBERTA)
+    for i, name in enumerate(MT10_TASKS):  # reach-v3 -> reach-v1's description
+        torch.testing.assert_close(emb[i], torch.tensor(raw[name.rsplit("-v", 1)[0] + "-v1"]))
+    with pytest.raises(ValueError, match="no task-description embedding"):
+        task_description_embeddings(["not-a-task-v3"], 1)
+
+
+# ------------------------------------------------------------------------------- routing and attention weights
+def test_sm_routing_weights_are_distributions_that_depend_on_the_task():
+    net = make_network("sm", NetSpec(OBS, 4, OBS, K, 16, 2))
+    net3 = SoftModularNet(NetSpec(OBS, 4, OBS, K, 16, 2), sm_layers=4, sm_modules=3)
+    x = _obs()
+    x[1, :, :RAW] = x[0, :, :RAW]  # same observations for tasks 0 and 1
+    for m, n_steps, E in ((net, 1, 4), (net3, 3, 3)):
+        h, probs = vmap(m.routing, in_dims=(None, 0, 0))(dict(m.shared), dict(m.task), x)
+        assert len(probs) == n_steps
+        for p in probs:
+            assert p.shape == (K, B, E, E) and (p >= 0).all()
+            torch.testing.assert_close(p.sum(-1), torch.ones(K, B, E))
+        assert not torch.allclose(probs[0][0], probs[0][1])  # same observation, other task: other routing
+        assert vmap(m.forward_one, in_dims=(None, 0, 0))(dict(m.shared), dict(m.task), x).shape == (K, B, 4)
+
+
+def test_care_attention_sums_to_one_and_depends_on_the_task_embedding():
+    net = make_network("care", NetSpec(OBS, 4, OBS, K, 16, 2))
+    sh = dict(net.shared)
+    x = _obs()
+    x[1, :, :RAW] = x[0, :, :RAW]
+    z, att = vmap(net.context, in_dims=(None, 0))(sh, x)
+    assert att.shape == (K, B, 4) and (att > 0).all()
+    torch.testing.assert_close(att.sum(-1), torch.ones(K, B))
+    assert torch.allclose(att[0, 0], att[0, 1])  # one task: one attention, whatever the observation
+    assert not torch.allclose(att[0], att[1])  # another task's embedding: another attention
+    net.roberta[0] = net.roberta[1]  # give task 0 task 1's description: task 0 now attends as task 1
+    _, att2 = vmap(net.context, in_dims=(None, 0))(sh, x)
+    torch.testing.assert_close(att2[0], att[1])
+    torch.testing.assert_close(att2[2], att[2])
+
+
+# ------------------------------------------------------------------------------------------ gradient routing
+@pytest.mark.parametrize("arch", NEW)
+def test_vmap_per_task_grads_equal_k_backward_passes(arch):
+    """The one vectorised pass gives the same K rows for the shared parameters (and per-task gradients) as K
+    backward passes (``per_task_grads=loop``)."""
+    b = _batch()
+    y, noise, alpha = torch.randn(K, B), torch.randn(K, B, ACT), torch.tensor([0.5, 1.0, 2.0])
+    fast, slow = _agent(arch, "vmap"), _agent(arch, "loop")
+    for name in ("critic", "actor"):
+        if name == "critic":
+            (Gf, hf, lf), (Gs, hs, ls_) = (a.critic_task_grads(b["obs"], b["action"], y) for a in (fast, slow))
+        else:
+            (Gf, hf, lf, _), (Gs, hs, ls_, _) = (a.actor_task_grads(b["obs"], noise, alpha) for a in (fast, slow))
+        n_shared = sum(p.numel() for p in (fast.actor if name == "actor" else fast.q1).shared.values())
+        assert Gf.shape == Gs.shape == (K, n_shared * (2 if name == "critic" else 1))
+        torch.testing.assert_close(Gf, Gs, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(lf, ls_, atol=1e-6, rtol=1e-6)
+        assert len(hf) == len(hs) == {"sm": 2 if name == "critic" else 1, "care": 0}[arch]  # sm: task embeddings
+        for a, c in zip(hf, hs):
+            torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)
+            assert (a.abs().sum(-1) > 0).all()
+        assert not torch.allclose(Gf[0], Gf[1])  # rows really are per task
+
+
+def test_sm_task_embedding_gets_only_its_own_tasks_gradient():
+    ag = _agent("sm")
+    b = _batch()
+    y = torch.randn(K, B)
+    _, g_tk, _ = ag.critic_task_grads(b["obs"], b["action"], y)
+    y2 = y.clone()
+    y2[2] += 5.0  # task 2's targets change: only task 2's embedding gradient may change
+    _, g_tk2, _ = ag.critic_task_grads(b["obs"], b["action"], y2)
+    for g, g2 in zip(g_tk, g_tk2):
+        torch.testing.assert_close(g[:2], g2[:2])
+        assert not torch.allclose(g[2], g2[2])
+
+
+# -------------------------------------------------------------------------------------------- end to end (fake)
+@pytest.mark.parametrize("arch", NEW)
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_every_aggregator_trains_with_each_architecture(tmp_path, arch, name):
+    extra = IGBV2_FAST if name == "igbv2" else ()
+    out = run(tmp_path, f"agent.aggregator={name}", f"agent.arch={arch}", "train.steps_per_task=60", *extra)
+    assert out["step"] == 60
+    state = final_state(tmp_path)
+    assert state["agent"]["n_updates"] > 0
+    for net in ("actor", "q1", "q2"):
+        assert all(torch.isfinite(v).all() for v in state["agent"][net].values())
+
+
+@pytest.mark.parametrize("arch", NEW)
+def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, arch):
+    n = 130
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ("agent.aggregator=pcgrad", f"agent.arch={arch}")
+    run(straight, *common, f"train.steps_per_task={n}")
+    run(split, *common, f"train.steps_per_task={n // 2}")
+    run(split, *common, f"train.steps_per_task={n}", "resume=true")
+    sa, sb = final_state(straight), final_state(split)
+    assert sa["loop"]["step"] == sb["loop"]["step"] == n
+    assert_same(sa["agent"], sb["agent"])
+    assert_same(sa["buffer"], sb["buffer"])
+    assert_same(sa["rng"], sb["rng"])
+    with pytest.raises(Exception, match="arch"):  # another architecture's checkpoint is refused
+        run(split, "agent.aggregator=pcgrad", "agent.arch=multihead", f"train.steps_per_task={n + 10}", "resume=true")
+
+
+@pytest.mark.parametrize("arch", NEW)
+def test_fake_env_learning_improves(tmp_path, arch):
+    """As tests/test_rl_train.py's learning test, with each new architecture."""
+    run(tmp_path, f"agent.arch={arch}", "env.num_tasks=2", "agent.hidden_dim=64", "agent.num_layers=2",
+        "agent.batch_size_per_task=32", "train.warmup_steps_per_task=200", "train.steps_per_task=2500",
+        "train.eval_every=250", "env.eval_episodes=5", "agent.aggregator=imgrad", "train.log_every=500")  # fmt: skip
+    success = [json.loads(x)["success_rate"] for x in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert len(success) == 10
+    assert sum(success[:3]) / 3 <= 0.2 and sum(success[-3:]) / 3 >= 0.4, success
+
+
+def test_train_entry_point_builds_care_with_the_env_task_names(tmp_path):
+    cfg = cfg_of(*TINY, "agent.arch=care", "train.steps_per_task=20")
+    train(cfg, tmp_path)
+    emb = task_description_embeddings([f"fake-{k}" for k in range(3)], 3)
+    from mtrl.train import build_agent
+
+    ag = build_agent(cfg, 2 + 3, 2, 3, torch.device("cpu"))
+    torch.testing.assert_close(ag.actor.roberta, emb)
