@@ -21,8 +21,9 @@ is dropped from ``s``: the reference's ``env_obs`` carries no task id, the task 
   each next layer's module j takes ``Σ_k P_l[j, k]·y_k``, the last layer maps every module to the output and the
   modules' outputs are averaged. The reference builds this trunk with ``num_layers=2`` **hard-coded**
   (``actor.py``/``critic.py`` ``_make_trunk``; its docs command sets ``agent.actor.num_layers=4``, which therefore
-  changes nothing): two module layers (50 -> hidden, hidden -> out) and one routing step. ``sm_layers`` (default 2)
-  and ``sm_modules`` (default 4) and ``agent.hidden_dim`` (400 there) set them here.
+  changes nothing): two module layers (50 -> hidden, hidden -> out) and one routing step. Here the constructor's
+  ``sm_layers`` (default 2) and ``sm_modules`` (default 4) and ``agent.hidden_dim`` (400 there) set them;
+  ``agent.num_layers`` does not apply.
 
 Shared and per task (what the aggregator sees): **shared** = everything above except the task embeddings (task
 encoder MLP, observation encoder, the critic's projection, routing network, all modules); **per task** = the
