@@ -227,8 +227,8 @@ def test_sm_task_embedding_gets_only_its_own_tasks_gradient():
 @pytest.mark.parametrize("name", sorted(AGGREGATORS))
 def test_every_aggregator_trains_with_each_architecture(tmp_path, arch, name):
     extra = IGBV2_FAST if name == "igbv2" else ()
-    out = run(tmp_path, f"agent.aggregator={name}", f"agent.arch={arch}", "train.steps_per_task=60", *extra)
-    assert out["step"] == 60
+    out = run(tmp_path, f"agent.aggregator={name}", f"agent.arch={arch}", "train.steps_per_task=30", *extra)
+    assert out["step"] == 30
     state = final_state(tmp_path)
     assert state["agent"]["n_updates"] > 0
     for net in ("actor", "q1", "q2"):
@@ -252,15 +252,26 @@ def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, arch):
         run(split, "agent.aggregator=pcgrad", "agent.arch=multihead", f"train.steps_per_task={n + 10}", "resume=true")
 
 
+LEARN = {"sm": (2500, 250), "care": (4500, 500)}  # steps per task, eval every: measured budgets, see the docstring
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", NEW)
 def test_fake_env_learning_improves(tmp_path, arch):
-    """As tests/test_rl_train.py's learning test, with each new architecture."""
-    run(tmp_path, f"agent.arch={arch}", "env.num_tasks=2", "agent.hidden_dim=64", "agent.num_layers=2",
-        "agent.batch_size_per_task=32", "train.warmup_steps_per_task=200", "train.steps_per_task=2500",
-        "train.eval_every=250", "env.eval_episodes=5", "agent.aggregator=imgrad", "train.log_every=500")  # fmt: skip
+    """As tests/test_rl_train.py's learning test, with each new architecture and the reference's initialisation
+    (``agent.init=xavier``). Both identify the task slowly at first: SM only through its routing weights (near
+    uniform at initialisation), CARE only through the RoBERTa description embeddings, which are nearly parallel
+    (cosine 0.999 between MT10 tasks). Measured here (seed 1, evaluation every 500 steps): SM success 0 up to 1,500
+    steps, 0.8 at 2,000, 1.0 from 2,500; CARE 0 up to 3,000 (0.1 once), 0.5 at 3,500-4,000, 1.0 at 4,500-5,000. With
+    torch's default initialisation neither learned within 2,500 steps (CARE 0 throughout)."""
+    steps, every = LEARN[arch]
+    run(tmp_path, f"agent.arch={arch}", "agent.init=xavier", "env.num_tasks=2", "agent.hidden_dim=64",
+        "agent.num_layers=2", "agent.batch_size_per_task=32", "train.warmup_steps_per_task=200",
+        f"train.steps_per_task={steps}", f"train.eval_every={every}", "env.eval_episodes=5",
+        "agent.aggregator=imgrad", "train.log_every=500")  # fmt: skip
     success = [json.loads(x)["success_rate"] for x in (tmp_path / "eval.jsonl").read_text().splitlines()]
-    assert len(success) == 10
-    assert sum(success[:3]) / 3 <= 0.2 and sum(success[-3:]) / 3 >= 0.4, success
+    assert len(success) == steps // every
+    assert sum(success[:3]) / 3 <= 0.2 and sum(success[-2:]) / 2 >= 0.4, success
 
 
 def test_train_entry_point_builds_care_with_the_env_task_names(tmp_path):
@@ -271,3 +282,43 @@ def test_train_entry_point_builds_care_with_the_env_task_names(tmp_path):
 
     ag = build_agent(cfg, 2 + 3, 2, 3, torch.device("cpu"))
     torch.testing.assert_close(ag.actor.roberta, emb)
+
+
+# ------------------------------------------------------------------------------------------------------- MT50
+def test_mt50_tasks_are_metaworlds_mt50_order_and_have_care_embeddings():
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    from mtrl.envs import MT50_TASKS, PROTOCOLS, task_names
+
+    cfg = cfg_of("env=mt50", "agent.arch=care")
+    check_config(cfg)
+    assert "mt50" in PROTOCOLS and task_names(cfg.env) == list(MT50_TASKS) == list(ALL_V3_ENVIRONMENTS)
+    assert cfg.env.task_id == "onehot" and cfg.env.max_episode_steps == 500 and not cfg.env.fixed_goal
+    emb = task_description_embeddings(list(MT50_TASKS), 50)
+    assert emb.shape == (50, ROBERTA) and len({tuple(r.tolist()) for r in emb}) == 50
+
+
+@pytest.mark.slow
+def test_real_mt50_builds_and_evaluates_on_the_training_goals():
+    """Real MT50 (one training and one evaluation build): 50 sub-envs in MT50 order, 89-d observations, and every
+    evaluation episode's goal is one of its task's training goals (as mt10)."""
+    from mtrl.envs import MT50_TASKS, make_envs
+    from mtrl.envs._metaworld import sub_envs
+    from mtrl.train import make_eval_envs
+    from tests.test_rl_envs import _env_cfg, _evaluation_goals, _training_goals
+
+    cfg = _env_cfg("mt50")
+    train_envs = make_envs(cfg, 1)
+    eval_envs, eval_seed = make_eval_envs(cfg, 1, train_envs)
+    try:
+        assert train_envs.num_envs == 50 and train_envs.single_observation_space.shape == (89,)
+        assert [s.unwrapped.__class__.__name__ for s in sub_envs(train_envs)] == [
+            s.unwrapped.__class__.__name__ for s in sub_envs(eval_envs)]  # fmt: skip
+        assert all(s.get_wrapper_attr("tasks")[0].env_name == n for s, n in zip(sub_envs(train_envs), MT50_TASKS))
+        train_goals = _training_goals(train_envs)
+        eval_goals = _evaluation_goals(eval_envs, eval_seed, episodes=3)
+    finally:
+        train_envs.close()
+        eval_envs.close()
+    for k, (tr, ev) in enumerate(zip(train_goals, eval_goals)):
+        assert ev <= tr, f"task {MT50_TASKS[k]}: evaluation goals {ev - tr} are not training goals"
