@@ -287,3 +287,20 @@ def test_weighted_task_losses_are_the_mean_over_each_tasks_own_samples():
                                           y[k, real][None].expand(K, -1))  # fmt: skip
         torch.testing.assert_close(losses[k], lk[k])
         torch.testing.assert_close(G[k], Gk[k], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("agg", ["uw", "dwa", "famo", "si"])
+def test_one_nan_batch_does_not_poison_a_loss_based_aggregator(agg):
+    """Issue 15 item 1: a skipped update's non-finite losses never reach ``agg.step``; later updates stay finite."""
+    ag = _agent(agg=agg)
+    gen = torch.Generator().manual_seed(0)
+    for t in range(6):
+        b = _batch(t)
+        if t == 3:
+            b["reward"][1, 0] = float("nan")
+        info = ag.update(b, gen)
+        if t > 3:
+            assert not info.results["critic"].skipped
+    assert ag.n_skipped["critic"] == 1
+    assert all(torch.isfinite(p).all() for p in ag.q1.parameters())
+    assert all(torch.isfinite(p).all() for p in ag.actor.parameters())

@@ -299,10 +299,14 @@ class MultiTaskSAC:
         # --- after-step hooks of the aggregators (loss-based methods want the losses after the step)
         before = {"critic": closs, "actor": aloss, "alpha": alpha_losses.detach()}
         for name, agg in self.aggregators.items():
+            res = info.results.get(name)
+            if (res is not None and res.skipped) or not bool(torch.isfinite(before[name]).all()):
+                continue  # a skipped or non-finite update must not reach the method's state
             losses = before[name]
             if agg.uses_losses:
                 losses = self._post_step_losses(name, obs, act, target, noise, alpha, weight, logp)
-            agg.step(losses)
+            if bool(torch.isfinite(losses).all()):
+                agg.step(losses)
 
         self.n_updates += 1
         info.critic_losses, info.actor_losses = closs.cpu().numpy(), aloss.cpu().numpy()

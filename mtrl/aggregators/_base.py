@@ -28,6 +28,31 @@ from mtrl.aggregators._diagnostics import Context, diagnostics
 Stats = dict[str, Any]
 
 
+def _finite(losses: Any) -> bool:
+    if losses is None:
+        return True
+    try:
+        t = torch.as_tensor(losses).detach()
+    except (TypeError, ValueError, RuntimeError):
+        return True  # not numeric: leave it to the method
+    return not t.is_floating_point() or bool(torch.isfinite(t).all())
+
+
+def _finite_losses_only(step: Any) -> Any:
+    """Wrap a method's ``step(losses)`` so that a call with non-finite losses is ignored."""
+
+    def guarded(self: Any, losses: Any = None, *args: Any, **kwargs: Any) -> None:
+        if not _finite(losses):
+            self.n_step_ignored = getattr(self, "n_step_ignored", 0) + 1
+            return None
+        return step(self, losses, *args, **kwargs)
+
+    guarded.__name__, guarded.__qualname__, guarded.__doc__ = step.__name__, step.__qualname__, step.__doc__
+    guarded.__wrapped__ = step  # type: ignore[attr-defined]
+    guarded._finite_guarded = True  # type: ignore[attr-defined]
+    return guarded
+
+
 @dataclass
 class AggregatorResult:
     """What an aggregator returns.
@@ -60,6 +85,14 @@ class Aggregator:
     name: str = ""
     #: whether the method reads the per-task losses
     uses_losses: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every method's own ``step`` is wrapped so that non-finite losses never reach its state (one NaN batch
+        # would otherwise poison e.g. uw's log-variances or dwa's loss history for good).
+        own = cls.__dict__.get("step")
+        if own is not None and not getattr(own, "_finite_guarded", False):
+            cls.step = _finite_losses_only(own)  # type: ignore[method-assign]
 
     def __init__(self) -> None:
         self.n_calls = 0
@@ -106,7 +139,11 @@ class Aggregator:
         self.n_skipped += int(res.skipped)
 
     def step(self, losses: torch.Tensor | None = None) -> None:
-        """Hook called once after each optimiser step (loss-based methods update their state here)."""
+        """Hook called once after each optimiser step (loss-based methods update their state here).
+
+        Non-finite losses are ignored (the call is a no-op and counted in ``n_step_ignored``): subclasses'
+        ``step`` methods are wrapped automatically, so no method's state can be poisoned by one bad batch.
+        """
 
     def seed(self, seed: int) -> None:
         """Reseed the method's random generator from the run seed (no-op for deterministic methods)."""

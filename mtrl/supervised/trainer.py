@@ -413,12 +413,15 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     n_skipped += 1
                 else:
                     optimizer.step()
-                if aggregator.uses_losses:
+                if res.skipped or not bool(torch.isfinite(detached).all()):
+                    pass  # a skipped or non-finite update must not reach the method's state
+                elif aggregator.uses_losses:
                     with torch.no_grad():
                         after = torch.stack(
                             [loss.detach() for loss in task_losses(name, task_kinds, model(batch["image"]), batch)]
                         )
-                    aggregator.step(after.cpu())
+                    if bool(torch.isfinite(after).all()):
+                        aggregator.step(after.cpu())
                 else:
                     aggregator.step(detached.cpu())
                 values = detached.cpu().tolist()
