@@ -7,6 +7,7 @@ config/checkpoint errors of the run into one line (exit 2) and Ctrl-C into exit 
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +24,36 @@ def fail(prog: str, msg: str) -> NoReturn:
     sys.exit(2)
 
 
+_RUN_DIR: dict[str, str | None] = {"explicit": None}
+
+
+def explicit_run_dir() -> str | None:
+    """The ``hydra.run.dir=`` given on the command line (None if Hydra picks the directory)."""
+    return _RUN_DIR["explicit"]
+
+
 def rewrite_argv(argv: list[str], kwargs_key: str) -> list[str]:
     """``<kwargs_key>.<k>=<v>`` adds a key to an open dict: Hydra needs ``++`` for that."""
     return ["++" + a if a.startswith(kwargs_key + ".") else a for a in argv]
+
+
+def _value(argv: list[str], key: str) -> str | None:
+    found = [a.split("=", 1)[1] for a in argv if a.lstrip("+").split("=", 1)[0] == key and "=" in a]
+    return found[-1].strip("'\"") if found else None
+
+
+def resume_into_run(argv: list[str]) -> list[str]:
+    """``resume=<run dir or checkpoint>`` continues that run in its own directory: Hydra's run directory becomes
+    it (no stray new run directory; ``train.log`` continues) and Hydra's ``.hydra/`` of the original is kept."""
+    from mtrl.checkpoint import continued_run_dir
+
+    resume = _value(argv, "resume")
+    if resume is None or _value(argv, "hydra.run.dir") is not None:
+        return argv
+    run = continued_run_dir(resume)
+    if run is None or "'" in str(run):
+        return argv
+    return [*argv, f"hydra.run.dir='{run}'", "hydra.output_subdir=null"]
 
 
 def precheck(prog: str, config_name: str, overrides: list[str], check: Callable[[DictConfig], None],
@@ -36,6 +64,7 @@ def precheck(prog: str, config_name: str, overrides: list[str], check: Callable[
     from omegaconf.errors import OmegaConfBaseException
 
     user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    _RUN_DIR["explicit"] = _value(overrides, "hydra.run.dir")
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=user)
@@ -45,6 +74,36 @@ def precheck(prog: str, config_name: str, overrides: list[str], check: Callable[
         fail(prog, " ".join(lines[:1] + [ln.strip() for ln in lines[1:3] if "Key" in ln]))
     except errors as err:
         fail(prog, str(err))
+
+
+class JobFailed(RuntimeError):
+    """A sweep job that failed with a one-line error (Hydra records it as that job's failure)."""
+
+
+def precheck_sweep(prog: str, config_name: str, overrides: list[str], check: Callable[[DictConfig], None],
+                   errors: tuple[type[Exception], ...]) -> None:  # fmt: skip
+    """Expand a ``-m`` sweep as Hydra's basic sweeper does and check every job; any bad job: one line each, exit 2,
+    before any job starts."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        parsed = OverridesParser.create().parse_overrides(user)
+        jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except (HydraException, OmegaConfBaseException, ImportError, AttributeError, TypeError):
+        return  # a sweep syntax this check does not know: the jobs report their own errors
+    bad = []
+    for job in jobs:
+        try:
+            precheck(prog, config_name, list(job), check, errors)
+        except SystemExit:
+            bad.append(" ".join(job))
+    if bad:
+        fail(prog, f"{len(bad)} of {len(jobs)} sweep job(s) cannot run (see above): {'; '.join(bad)}; none started")
 
 
 def main(
@@ -62,15 +121,27 @@ def main(
 
     sys.argv = [sys.argv[0], *rewrite_argv(sys.argv[1:], kwargs_key)]
     args = sys.argv[1:]
-    if not any(a.startswith("-") for a in args):
-        precheck(prog, config_name, args, check, errors)
+    flags = [a for a in args if a.startswith("-")]
+    multirun = bool(flags) and all(f in ("-m", "--multirun") for f in flags)
+    if not flags:
+        sys.argv = [sys.argv[0], *resume_into_run(args)]
+        precheck(prog, config_name, sys.argv[1:], check, errors)
+    elif multirun:  # a sweep checks every job before starting any
+        precheck_sweep(prog, config_name, [a for a in args if not a.startswith("-")], check, errors)
 
     @hydra.main(config_path=config_dir(), config_name=config_name, version_base="1.3")
     def _main(cfg: DictConfig) -> None:
         try:
             run(cfg, Path(HydraConfig.get().runtime.output_dir))
         except errors as err:
+            if multirun:  # one job's failure stays that job's: the sweep goes on
+                print(f"{prog}: error: {err}", file=sys.stderr)
+                raise JobFailed(str(err)) from None
             fail(prog, str(err))
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            fail(prog, f"disk full writing {err.filename or 'the run directory'}; free space, then resume=true")
         except KeyboardInterrupt:
             sys.exit(130)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,29 @@ from typing import Any
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path``, fsync it and rename it over ``path`` (never half-written)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_TMP = re.compile(r"^\..+\.tmp\d+$")
+
+
+def remove_temp_files(directory: Path) -> list[Path]:
+    """Delete the temp files of :func:`atomic_write_text` that a killed process left in ``directory``
+    (call with the run directory locked)."""
+    if not Path(directory).is_dir():
+        return []
+    gone = [p for p in Path(directory).iterdir() if p.is_file() and _TMP.match(p.name)]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
 
 
 class JsonlRecords:

@@ -10,8 +10,11 @@ over the final name, so a crash never leaves a half-written ``ckpt_*.pt``.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import io
+import logging
 import os
 import re
 from pathlib import Path
@@ -21,10 +24,77 @@ import torch
 
 MAGIC = b"mtrl-checkpoint v1 sha256="
 _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
+_TMP = re.compile(r"^\.ckpt_\d+\.pt\.tmp\d*$")
+ABANDONED = "abandoned"  # sub-directory of a checkpoint directory: checkpoints of a branch a resume left behind
+log = logging.getLogger("mtrl.checkpoint")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used (corrupt, unreadable or from a different configuration)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file that is unreadable or damaged (as opposed to one of another configuration)."""
+
+
+_HELD: dict[Path, Any] = {}  # run directories this process has locked (a second lock_run_dir returns the same)
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing into the same run directory."""
+
+
+def lock_run_dir(directory: str | Path, prog: str = "mtrl") -> Any:
+    """Take an exclusive lock on ``<directory>/.lock`` for the life of the process (or until the returned file is
+    closed); a second run in the same directory raises :class:`RunLockedError` before writing anything."""
+    d = Path(directory)
+    held = _HELD.get(d.resolve())
+    if held is not None and not held.closed:
+        return held
+    d.mkdir(parents=True, exist_ok=True)
+    f = open(d / ".lock", "a+")  # noqa: SIM115 - held open for the run's duration
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        owner = f.read().strip()
+        f.close()
+        who = f" (pid {owner})" if owner else ""
+        raise RunLockedError(f"run directory {d} is in use by another run{who}; refusing to write into it") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    _HELD[d.resolve()] = f
+    return f
+
+
+def remove_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temp files a killed checkpoint write left behind (call with the run directory locked)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    gone = [p for p in d.iterdir() if _TMP.match(p.name)]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    m = _NAME.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def abandon_newer(directory: str | Path, step: int) -> list[Path]:
+    """Move the checkpoints newer than ``step`` (a branch a resume from an older checkpoint leaves behind) into
+    ``<directory>/abandoned/``, so that a later ``resume=true`` can never pick them."""
+    d = Path(directory)
+    newer = [p for p in list_checkpoints(d) if (checkpoint_step(p) or 0) > step]
+    if newer:
+        (d / ABANDONED).mkdir(exist_ok=True)
+        for p in newer:
+            os.replace(p, d / ABANDONED / p.name)
+    return newer
 
 
 def checkpoint_path(directory: str | Path, step: int) -> Path:
@@ -84,19 +154,30 @@ def save_checkpoint(directory: str | Path, step: int, payload: dict[str, Any], k
     data = buf.getvalue()
     final = checkpoint_path(d, step)
     tmp = d / f".{final.name}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n")
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n")
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        kept = ", ".join(p.name for p in list_checkpoints(d)) or "none"
+        what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise CheckpointError(
+            f"cannot write checkpoint {final} ({what}): partial file removed, older checkpoints kept ({kept})"
+        ) from None
     for old in list_checkpoints(d)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return final
 
 
-def load_checkpoint(path: str | Path, fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read and verify a checkpoint; compare its fingerprint with ``fingerprint`` (the current run's).
+def load_checkpoint(
+    path: str | Path, fingerprint: dict[str, Any] | None = None, skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Read and verify a checkpoint; compare its fingerprint with ``fingerprint`` (the current run's), except the
+    keys in ``skip`` (those not known yet, e.g. sizes read from the built envs).
 
     Raises:
         CheckpointError: unreadable, corrupt (digest mismatch) or mismatched checkpoint. The file is not touched.
@@ -105,27 +186,54 @@ def load_checkpoint(path: str | Path, fingerprint: dict[str, Any] | None = None)
     try:
         raw = p.read_bytes()
     except OSError as e:
-        raise CheckpointError(f"cannot read checkpoint {p}: {e.strerror or e}") from None
+        raise CorruptCheckpointError(f"cannot read checkpoint {p}: {e.strerror or e}") from None
     header, sep, data = raw.partition(b"\n")
     if not sep or not header.startswith(MAGIC):
-        raise CheckpointError(f"checkpoint {p} is not an mtrl checkpoint (bad header); refusing to resume, file kept")
+        msg = f"checkpoint {p} is not an mtrl checkpoint (bad header); refusing to resume, file kept"
+        raise CorruptCheckpointError(msg)
     if hashlib.sha256(data).hexdigest().encode() != header[len(MAGIC) :]:
-        raise CheckpointError(f"checkpoint {p} is corrupt (checksum mismatch); refusing to resume, file kept")
+        raise CorruptCheckpointError(f"checkpoint {p} is corrupt (checksum mismatch); refusing to resume, file kept")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling error means the same thing here
         msg = f"checkpoint {p} cannot be loaded ({type(e).__name__}); refusing to resume, file kept"
-        raise CheckpointError(msg) from None
+        raise CorruptCheckpointError(msg) from None
     if fingerprint is not None:  # every key of either side (a key on one side only is a mismatch)
         theirs = payload.get("fingerprint", {})
         keys = list(fingerprint) + [k for k in theirs if k not in fingerprint]
         diff = [
             f"{k}: checkpoint {theirs.get(k)!r} vs run {fingerprint.get(k)!r}"
             for k in keys
-            if theirs.get(k) != fingerprint.get(k)
+            if k not in skip and theirs.get(k) != fingerprint.get(k)
         ]
         if diff:
             raise CheckpointError(
                 f"checkpoint {p} does not match this run ({'; '.join(diff)}); refusing to resume, file kept"
             )
     return payload
+
+
+def find_resume_checkpoint(
+    resume: Any, ckpt_dir: str | Path, fingerprint: dict[str, Any] | None = None, skip: tuple[str, ...] = ()
+) -> tuple[Path, dict[str, Any]] | None:
+    """Load the checkpoint a ``resume=`` setting names (see :func:`resume_checkpoint_path`).
+
+    For ``true`` or a run directory, a corrupt or unreadable newest checkpoint is reported (one warning line) and
+    the next older intact one is used; a checkpoint of another configuration is refused, never skipped. A named
+    file is used or refused as it is. Returns ``(path, payload)``, or None where there is nothing to resume.
+    """
+    path = resume_checkpoint_path(resume, ckpt_dir)
+    if path is None:
+        return None
+    named_file = not (resume is True or resume == "true") and not Path(str(resume)).is_dir()
+    candidates = [path] if named_file else [p for p in reversed(list_checkpoints(path.parent)) if p != path]
+    if not named_file:
+        candidates.insert(0, path)
+    for i, p in enumerate(candidates):
+        try:
+            return p, load_checkpoint(p, fingerprint, skip)
+        except CorruptCheckpointError as err:
+            if i + 1 == len(candidates):
+                raise
+            log.warning("%s; falling back to the older %s", err, candidates[i + 1].name)
+    return None

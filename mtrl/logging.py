@@ -12,7 +12,8 @@ TensorBoard (one tag per scalar, x-axis = env steps per task; SPEC §4):
   ``aggregator/imbalance_ratio``, ``aggregator/cos_theta``, ``aggregator/conflict_frac``,
   ``aggregator/pareto_failure`` (fraction of updates with some ``cos(g_i, d) < 0``), ``aggregator/solver_ms``,
   ``aggregator/skipped``: diagnostics of the **critic** aggregation (IMGrad paper Defs. 1-3); the actor's
-  aggregation has the same tags under ``aggregator_actor/``.
+  aggregation has the same tags under ``aggregator_actor/``, the shared temperature's (``agent.aggregate_on``
+  with ``alpha``) under ``aggregator_alpha/``.
 - ``time/sps`` (env steps per second, all tasks), ``time/update_ms``, ``time/aggregator_ms``, ``time/env_ms``
 - the resolved config as text (``config``).
 
@@ -41,7 +42,7 @@ from mtrl._io import JsonlRecords, atomic_write_text
 
 EVAL_FILE = "eval.jsonl"
 TB_DIR = "tb"
-AGG_PREFIX = {"critic": "aggregator", "actor": "aggregator_actor"}
+AGG_PREFIX = {"critic": "aggregator", "actor": "aggregator_actor", "alpha": "aggregator_alpha"}
 _AGG_SCALARS = ("imbalance_ratio", "cos_theta", "conflict_frac", "pareto_failure", "solver_ms", "skipped")
 _AGG_LISTS = {"weights": "weight", "grad_norms": "grad_norm", "cos_to_direction": "cos_to_direction"}
 
@@ -76,7 +77,10 @@ class RunLogger:
         seed: int,
         method: str,
         tensorboard: bool = True,
+        purge_step: int | None = None,
     ) -> None:
+        """``purge_step``: on resume, the checkpoint's step + 1; TensorBoard then drops what the interrupted run
+        logged from that step on (no step twice, no series going backwards)."""
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.tasks, self.protocol, self.seed, self.method = list(task_names), protocol, int(seed), method
@@ -86,7 +90,7 @@ class RunLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.out_dir / TB_DIR))
+            self.writer = SummaryWriter(str(self.out_dir / TB_DIR), purge_step=purge_step)
 
     # ------------------------------------------------------------------ accumulate
     def add_update(self, metrics: dict[str, float], critic_losses, actor_losses, alphas, results: dict) -> None:
@@ -101,7 +105,7 @@ class RunLogger:
             w.add(f"train_tasks/{task}/critic_loss", critic_losses[i])
             w.add(f"train_tasks/{task}/actor_loss", actor_losses[i])
         for loss_name, res in results.items():
-            prefix = AGG_PREFIX[loss_name]
+            prefix = AGG_PREFIX.get(loss_name, f"aggregator_{loss_name}")
             stats = res.stats
             for key in _AGG_SCALARS:
                 w.add(f"{prefix}/{key}", stats.get(key))
@@ -135,10 +139,10 @@ class RunLogger:
         self.window = _Window()
         return means
 
-    def log_config(self, text: str) -> None:
+    def log_config(self, text: str, tensorboard: bool = True) -> None:
         """The resolved config, as TensorBoard text (a code block) and ``resolved_config.yaml``."""
         atomic_write_text(self.out_dir / "resolved_config.yaml", text)
-        if self.writer is not None:
+        if self.writer is not None and tensorboard:
             self.writer.add_text("config", "```yaml\n" + text + "\n```", 0)
 
     def log_eval(self, step: int, total_env_steps: int, success: dict[str, float], returns: dict[str, float]) -> dict:

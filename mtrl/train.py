@@ -32,13 +32,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mtrl import _cli, seeding
+from mtrl._io import remove_temp_files as remove_text_temp_files
 from mtrl.agents import ALPHAS, ARCHITECTURES, INITS, LOSSES, REPLAYS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
 from mtrl.aggregators import make_aggregator
 from mtrl.checkpoint import (
     CheckpointError,
+    RunLockedError,
+    abandon_newer,
     continued_run_dir,
-    load_checkpoint,
-    resume_checkpoint_path,
+    find_resume_checkpoint,
+    latest_checkpoint,
+    lock_run_dir,
+    remove_temp_files,
     save_checkpoint,
 )
 from mtrl.envs import (
@@ -52,7 +57,7 @@ from mtrl.envs import (
     task_names,
     true_next_obs,
 )
-from mtrl.logging import AGG_PREFIX, RunLogger
+from mtrl.logging import RunLogger
 
 log = logging.getLogger("mtrl.train")
 PROG = "mtrl.train"
@@ -61,6 +66,16 @@ EVAL_SEED_OFFSET = 10_000  # evaluation envs get their own RNG seed (seed + 1000
 
 class ConfigError(ValueError):
     """A configuration that cannot run; reported as one line before any environment is built."""
+
+
+class DivergedError(RuntimeError):
+    """Training diverged (non-finite parameters or a long run of skipped updates); the run stops with one line."""
+
+
+# keys of the fingerprint that come from the built envs (compared once they are built)
+_ENV_KEYS = ("obs_dim", "act_dim")
+# a checkpoint loaded by the command line's check before Hydra starts (path -> payload), reused by ``train``
+_PRELOADED: dict[str, tuple[Path, dict[str, Any]]] = {}
 
 
 # ====================================================================== config checks (before anything is built)
@@ -110,13 +125,13 @@ def check_config(cfg: DictConfig) -> None:
         "agent.batch_size_per_task": a.batch_size_per_task, "agent.hidden_dim": a.hidden_dim,
         "agent.num_layers": a.num_layers, "agent.buffer_capacity": a.buffer_capacity, "agent.lr": a.lr,
         "agent.alpha_lr": a.alpha_lr, "agent.init_alpha": a.init_alpha, "env.eval_episodes": e.eval_episodes,
-        "env.max_episode_steps": e.max_episode_steps,
+        "env.max_episode_steps": e.max_episode_steps, "train.max_skipped_in_a_row": t.get("max_skipped_in_a_row", 100),
     }  # fmt: skip
     if e.name == "fake":
         positive["env.num_tasks"] = e.num_tasks
     for key, value in positive.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-            raise ConfigError(f"{key} must be a positive number, got {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or not math.isfinite(value):
+            raise ConfigError(f"{key} must be a positive finite number, got {value!r}")
     if not (isinstance(t.warmup_steps_per_task, int) and t.warmup_steps_per_task >= 0):
         raise ConfigError(f"train.warmup_steps_per_task must be an integer >= 0, got {t.warmup_steps_per_task!r}")
     if not (isinstance(t.warmup_updates, int) and not isinstance(t.warmup_updates, bool) and t.warmup_updates >= 1):
@@ -127,7 +142,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"agent.batch_size={a.batch_size} must be a positive multiple of the {K} tasks")
     if a.buffer_capacity < K:
         raise ConfigError(f"agent.buffer_capacity={a.buffer_capacity} is smaller than the {K} tasks")
-    if not (0 < a.gamma <= 1 and 0 < a.tau <= 1):
+    if not (isinstance(a.gamma, (int, float)) and isinstance(a.tau, (int, float)) and 0 < a.gamma <= 1
+            and 0 < a.tau <= 1):  # fmt: skip
         raise ConfigError(f"need 0 < agent.gamma <= 1 and 0 < agent.tau <= 1, got {a.gamma}, {a.tau}")
     _device(str(cfg.device))
     if t.progress not in ("auto", True, False):
@@ -225,6 +241,19 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     # --- seeding: python, numpy, torch globally + the run's own generators
     rngs = seeding.seed_everything(int(cfg.seed))
 
+    # --- the run directory: locked (one run writes into it at a time), leftovers of killed writes removed
+    lock = lock_run_dir(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    remove_temp_files(ckpt_dir)
+    remove_text_temp_files(out_dir)
+
+    # --- resume: the checkpoint is read and checked against the config before anything is built or written
+    resumed = None
+    if cfg.resume not in (False, None, "false"):
+        resumed = _load_resume(cfg, ckpt_dir)
+        if resumed is None:
+            log.warning("resume=true but no checkpoint in %s: starting from scratch", ckpt_dir)
+
     # --- envs: training envs (seed); the evaluation envs are built after a resume, on the training goals
     envs = make_envs(cfg.env, int(cfg.seed))
     assert envs.num_envs == K, f"expected one sub-env per task ({K}), got {envs.num_envs}"
@@ -239,41 +268,62 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     # --- replay: one buffer per task
     buffer = MultiTaskReplayBuffer(K, max(1, int(a_cfg.buffer_capacity) // K), obs_dim, act_dim)
 
-    # --- logging
-    logger = RunLogger(out_dir, names, str(cfg.env.name), int(cfg.seed), str(a_cfg.aggregator),
-                       tensorboard=bool(cfg.logger.tensorboard))  # fmt: skip
-    logger.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-    ckpt_dir = out_dir / "checkpoints"
     fingerprint = _fingerprint(cfg, names, obs_dim, act_dim)
 
     # --- start or resume
     step = 0
     obs, _ = envs.reset(seed=int(cfg.seed))
     ep_return, ep_success = np.zeros(K), np.zeros(K, dtype=bool)
-    if cfg.resume not in (False, None, "false"):
-        path = resume_checkpoint_path(cfg.resume, ckpt_dir)
-        if path is None:
-            log.warning("resume=true but no checkpoint in %s: starting from scratch", ckpt_dir)
-        else:
-            state = load_checkpoint(path, fingerprint)
-            agent.load_state_dict(state["agent"])
-            buffer.load_state_dict(state["buffer"])
-            seeding.set_state(rngs, state["rng"])
-            try:
-                obs, exact = env_set_state(envs, state["env"], state["loop"]["obs"].numpy())
-            except (ValueError, KeyError) as err:
-                raise CheckpointError(f"checkpoint {path}: env state cannot be restored ({err}); file kept") from None
-            step = int(state["loop"]["step"])
-            if exact:
-                ep_return = state["loop"]["ep_return"].numpy().copy()
-                ep_success = state["loop"]["ep_success"].numpy().copy()
-            logger.restore_evals(step)
-            log.info("resumed from %s at step %d%s", path, step, "" if exact else " (episodes in progress restart)")
+    if resumed is not None:
+        path, state = resumed
+        theirs = state.get("fingerprint", {})
+        diff = [f"{k}: checkpoint {theirs.get(k)!r} vs run {fingerprint[k]!r}" for k in _ENV_KEYS
+                if theirs.get(k) != fingerprint[k]]  # fmt: skip
+        if diff:
+            raise CheckpointError(f"checkpoint {path} does not match this run ({'; '.join(diff)}); "
+                                  "refusing to resume, file kept")  # fmt: skip
+        agent.load_state_dict(state["agent"])
+        buffer.load_state_dict(state["buffer"])
+        seeding.set_state(rngs, state["rng"])
+        try:
+            obs, exact = env_set_state(envs, state["env"], state["loop"]["obs"].numpy())
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(f"checkpoint {path}: env state cannot be restored ({err}); file kept") from None
+        step = int(state["loop"]["step"])
+        if exact:
+            ep_return = state["loop"]["ep_return"].numpy().copy()
+            ep_success = state["loop"]["ep_success"].numpy().copy()
+        del state
+        log.info("resumed from %s at step %d%s", path, step, "" if exact else " (episodes in progress restart)")
+        newer = abandon_newer(path.parent, step)
+        if newer:  # a later resume=true must continue this branch, not the one left behind
+            log.warning("resumed from the older %s: %d newer checkpoint(s) moved to %s", path.name, len(newer),
+                        path.parent / "abandoned")  # fmt: skip
+
+    # --- logging (after the resume: TensorBoard purges what the interrupted run logged after the checkpoint)
+    logger = RunLogger(out_dir, names, str(cfg.env.name), int(cfg.seed), str(a_cfg.aggregator),
+                       tensorboard=bool(cfg.logger.tensorboard), purge_step=step + 1 if resumed else None)  # fmt: skip
+    logger.log_config(OmegaConf.to_yaml(cfg, resolve=True), tensorboard=resumed is None)
+    if resumed is not None:
+        logger.restore_evals(step)
 
     # --- evaluation envs: the training goals (restored ones after a resume), their own RNG for the rest
     eval_envs, eval_seed = make_eval_envs(cfg.env, int(cfg.seed), envs)
 
+    last_ckpt: dict[str, Path | None] = {"path": None}
+
+    def check_finite(why: str = "") -> None:
+        bad = agent.nonfinite_parameters()
+        if bad or why:
+            why = why or f"non-finite parameters in {', '.join(bad)}"
+            good = last_ckpt["path"] or latest_checkpoint(ckpt_dir) or "none"
+            raise DivergedError(
+                f"training diverged at step {step}: {why}; stopped without a new checkpoint "
+                f"(last good checkpoint: {good}); lower agent.lr/agent.alpha_lr or check the rewards"
+            )
+
     def checkpoint() -> Path:
+        check_finite()  # a diverged state is never checkpointed
         payload = {
             "fingerprint": fingerprint,
             "agent": agent.state_dict(),
@@ -284,7 +334,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                      "ep_return": torch.as_tensor(ep_return), "ep_success": torch.as_tensor(ep_success)},
             "config": OmegaConf.to_yaml(cfg, resolve=True),
         }  # fmt: skip
-        return save_checkpoint(ckpt_dir, step, payload, int(t_cfg.keep_checkpoints))
+        last_ckpt["path"] = save_checkpoint(ckpt_dir, step, payload, int(t_cfg.keep_checkpoints))
+        return last_ckpt["path"]
 
     def run_eval() -> dict[str, Any]:
         res = evaluate(lambda o: agent.act(o, deterministic=True), eval_envs, names, int(cfg.env.eval_episodes),
@@ -293,14 +344,18 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         log.info("eval step %d: success %.3f return %.1f", step, rec["success_rate"], rec["episode_return"])
         return rec
 
-    # --- Ctrl-C: finish the current iteration, write a checkpoint, exit (a second Ctrl-C stops at once)
-    stop = {"requested": False}
+    # --- Ctrl-C or SIGTERM (what Slurm and most schedulers send before killing): finish the current iteration (or
+    # evaluation), write a checkpoint, exit (130 / 143); a second signal stops at once
+    stop: dict[str, Any] = {"signal": None}
 
-    def on_sigint(signum, frame):  # noqa: ARG001
-        stop["requested"] = True
+    def on_signal(signum, frame):  # noqa: ARG001
+        stop["signal"] = signum
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _terminate_now)
 
-    old_handler = signal.signal(signal.SIGINT, on_sigint)
+    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    max_skipped = int(t_cfg.get("max_skipped_in_a_row", 100))
+    skipped_in_a_row = 0
 
     total = int(t_cfg.steps_per_task)
     warmup = int(t_cfg.warmup_steps_per_task)
@@ -340,11 +395,14 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     batch = buffer.sample(batch_per_task, rngs.numpy, device)
                 info = agent.update(batch, rngs.torch)
                 info.metrics["update_ms"] = 1e3 * (time.perf_counter() - t0)
-                results = {k: r for k, r in info.results.items() if k in AGG_PREFIX}  # the logger's tag groups
-                logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, results)
+                logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results)
+                skipped_in_a_row = skipped_in_a_row + 1 if any(r.skipped for r in info.results.values()) else 0
+                if skipped_in_a_row >= max_skipped:
+                    check_finite(f"{skipped_in_a_row} updates in a row skipped (non-finite gradients or losses)")
 
             # --- log, evaluate, checkpoint
             if step % int(t_cfg.log_every) == 0 or step == total:
+                check_finite()
                 dt = time.perf_counter() - t_window
                 sps = steps_window * K / max(dt, 1e-9)
                 logger.flush(step, {"time/sps": sps, "time/env_ms": 1e3 * env_time / max(steps_window, 1),
@@ -360,18 +418,45 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 checkpoint()
             if bar is not None:
                 bar.update(1)
-            if stop["requested"]:
+            if stop["signal"] is not None:
                 path = checkpoint()
-                log.warning("interrupted at step %d: checkpoint written to %s", step, path)
+                name = signal.Signals(stop["signal"]).name
+                log.warning("%s at step %d: checkpoint written to %s", name, step, path)
+                if stop["signal"] == signal.SIGTERM:
+                    raise Terminated(name)
                 raise KeyboardInterrupt
     finally:
-        signal.signal(signal.SIGINT, old_handler)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        lock.close()
         if bar is not None:
             bar.close()
         logger.close()
         envs.close()
         eval_envs.close()
     return {"step": step, "last_eval": last_eval, "out_dir": str(out_dir), "skipped": dict(agent.n_skipped)}
+
+
+class Terminated(SystemExit):
+    """SIGTERM after the checkpoint: exit status 143 (128 + SIGTERM), as a shell reports a terminated process."""
+
+    def __init__(self, what: str = "SIGTERM") -> None:
+        super().__init__(128 + signal.SIGTERM)
+        self.what = what
+
+
+def _terminate_now(signum, frame):  # noqa: ARG001
+    raise Terminated()
+
+
+def _load_resume(cfg: DictConfig, ckpt_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint ``cfg.resume`` names, checked against the config (the env-derived sizes are checked once
+    the envs are built); the one the command line's check loaded already is reused."""
+    fp = _fingerprint(cfg, task_names(cfg.env), 0, 0)
+    key = f"{cfg.resume}|{Path(ckpt_dir).resolve()}"
+    if key in _PRELOADED:
+        return _PRELOADED.pop(key)
+    return find_resume_checkpoint(cfg.resume, ckpt_dir, fp, skip=_ENV_KEYS)
 
 
 def _progress(setting: Any, total: int, initial: int):
@@ -394,6 +479,22 @@ def _rewrite_argv(argv: list[str]) -> list[str]:
     return _cli.rewrite_argv(argv, "agent.aggregator_kwargs")
 
 
+def _precheck(cfg: DictConfig) -> None:
+    """The command line's check before Hydra creates anything: the config, then the checkpoint a resume names
+    (a refused resume costs one line and writes nothing)."""
+    check_config(cfg)
+    resume = cfg.resume not in (False, None, "false")
+    run_dir = (continued_run_dir(cfg.resume) if resume else None) or _cli.explicit_run_dir()
+    if run_dir is None:
+        return
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if resume:
+        found = _load_resume(cfg, ckpt_dir)
+        if found is not None:
+            _PRELOADED[f"{cfg.resume}|{ckpt_dir.resolve()}"] = found
+    lock_run_dir(run_dir)  # before Hydra writes .hydra/ and train.log into it
+
+
 def _run(cfg: DictConfig, hydra_dir: Path) -> None:
     """``resume=<run dir or checkpoint file>`` continues in that run's directory (its eval.jsonl, tb/, checkpoints/)."""
     train(cfg, continued_run_dir(cfg.resume) or hydra_dir)
@@ -401,7 +502,8 @@ def _run(cfg: DictConfig, hydra_dir: Path) -> None:
 
 def main() -> None:
     """``python -m mtrl.train [overrides]``: one-line errors for bad configs, then Hydra runs :func:`train`."""
-    _cli.main(PROG, "train", "agent.aggregator_kwargs", check_config, _run, (ConfigError, CheckpointError))
+    _cli.main(PROG, "train", "agent.aggregator_kwargs", _precheck, _run,
+              (ConfigError, CheckpointError, RunLockedError, DivergedError))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -334,6 +334,12 @@ class MultiTaskSAC:
                                                   self.n_critic, weight)[0]  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
+    def nonfinite_parameters(self) -> list[str]:
+        """Names of the networks (``actor``, ``q1``, ``q2``, ``log_alpha``) holding a NaN/Inf parameter."""
+        bad = [n for n in ("actor", "q1", "q2", "q1_target", "q2_target")
+               if not all(bool(torch.isfinite(p).all()) for p in getattr(self, n).parameters())]  # fmt: skip
+        return bad + ([] if bool(torch.isfinite(self.log_alpha).all()) else ["log_alpha"])
+
     def state_dict(self) -> dict[str, Any]:
         """Networks, targets, optimisers, log α, aggregator states and counters."""
         return {
