@@ -181,3 +181,41 @@ def test_every_method_and_two_compositions_train(tmp_path: Path, data_roots: dic
     rec = out["records"][-1]
     assert rec["method"] == method and out["skipped"] == 0
     assert all(math.isfinite(v) for v in rec["train_loss"].values())
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_143(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15 item 3: SIGTERM (sent by Slurm before a kill) is handled like Ctrl-C: checkpoint, then exit 143."""
+    real = trainer.aggregate_backward
+    calls = {"n": 0}
+
+    def terminating(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "aggregate_backward", terminating)
+    with pytest.raises(SystemExit) as exc:
+        train(_cfg(tmp_path, "benchmark=cityscapes", "aggregator=ls", "epochs=2"), tmp_path)
+    assert exc.value.code == 143
+    assert list_checkpoints(tmp_path / "checkpoints")[-1].name == "ckpt_0000000003.pt"
+
+
+@pytest.mark.parametrize("method", ["uw", "dwa"])
+def test_one_nan_batch_does_not_poison_a_loss_based_aggregator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              method: str) -> None:  # fmt: skip
+    """Issue 15 item 1: the skipped update's NaN losses never reach ``aggregator.step``; the model stays finite."""
+    real = trainer.task_losses
+    calls = {"n": 0}
+
+    def one_nan(*args, **kwargs):
+        losses = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 5:
+            losses = [losses[0] * float("nan"), *losses[1:]]
+        return losses
+
+    monkeypatch.setattr(trainer, "task_losses", one_nan)
+    out = train(_cfg(tmp_path, "benchmark=cityscapes", f"aggregator={method}", "epochs=2"), tmp_path)
+    assert out["skipped"] == 1
+    assert all(torch.isfinite(v).all() for v in _params(tmp_path).values() if v.is_floating_point())

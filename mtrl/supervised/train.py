@@ -12,7 +12,7 @@ mismatched checkpoint) end with one ``mtrl.supervised.train: error: ...`` line a
 from __future__ import annotations
 
 from mtrl import _cli
-from mtrl.checkpoint import CheckpointError
+from mtrl.checkpoint import CheckpointError, RunLockedError
 from mtrl.supervised.trainer import ConfigError, check_config, train
 
 PROG = "mtrl.supervised.train"
@@ -20,7 +20,8 @@ PROG = "mtrl.supervised.train"
 
 def main() -> None:
     """``python -m mtrl.supervised.train [overrides]``: one-line errors for bad configs, then Hydra runs ``train``."""
-    _cli.main(PROG, "supervised", "aggregator_kwargs", check_config, train, (ConfigError, CheckpointError))
+    errors = (ConfigError, CheckpointError, RunLockedError)
+    _cli.main(PROG, "supervised", "aggregator_kwargs", check_config, train, errors)
 
 
 if __name__ == "__main__":

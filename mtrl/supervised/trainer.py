@@ -41,8 +41,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from mtrl import seeding
 from mtrl._io import JsonlRecords, atomic_write_text
+from mtrl._io import remove_temp_files as remove_text_temp_files
 from mtrl.aggregators import aggregate_backward, make_aggregator
-from mtrl.checkpoint import continued_run_dir, load_checkpoint, resume_checkpoint_path, save_checkpoint
+from mtrl.checkpoint import (
+    continued_run_dir,
+    load_checkpoint,
+    lock_run_dir,
+    remove_temp_files,
+    resume_checkpoint_path,
+    save_checkpoint,
+)
 from mtrl.supervised import metrics as M
 from mtrl.supervised.data import (
     CelebADataset,
@@ -295,6 +303,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     check_config(cfg)
     out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else continued_run_dir(cfg.resume) or Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(out_dir)  # one run writes into a directory at a time (a second one: one line, exit 2)
+    remove_temp_files(out_dir / "checkpoints")
+    remove_text_temp_files(out_dir)
     prev_threads = torch.get_num_threads()
     if cfg.train.torch_threads:
         torch.set_num_threads(int(cfg.train.torch_threads))
@@ -369,17 +380,21 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         }  # fmt: skip
         return save_checkpoint(ckpt_dir, iteration, payload, int(cfg.train.keep_checkpoints))
 
-    stop = {"requested": False}
+    stop: dict[str, Any] = {"requested": False, "signal": None}
 
     def on_sigint(signum: int, frame: Any) -> None:
-        if stop["requested"]:  # second Ctrl-C: stop now
+        if stop["requested"]:  # second Ctrl-C / SIGTERM: stop now
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         stop["requested"] = True
-        log.warning("Ctrl-C: writing a checkpoint after this iteration (Ctrl-C again to stop at once)")
+        stop["signal"] = signum
+        log.warning("%s: writing a checkpoint after this iteration (again to stop at once)",
+                    signal.Signals(signum).name)  # fmt: skip
 
+    # SIGTERM (what Slurm and most schedulers send before killing) is handled like Ctrl-C; exit status 143
     in_main = sys.modules.get("threading") is None or __import__("threading").current_thread().name == "MainThread"
     old_handler = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    old_term = signal.signal(signal.SIGTERM, on_sigint) if in_main else None
     total_epochs = int(cfg.epochs)
     max_batches = cfg.train.max_batches_per_epoch
     last: dict[str, Any] = {}
@@ -448,6 +463,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     log.warning(
                         "interrupted at epoch %d, batch %d: checkpoint written to %s", epoch + 1, batch_pos, path
                     )
+                    if stop["signal"] == signal.SIGTERM:
+                        raise SystemExit(128 + signal.SIGTERM)
                     raise KeyboardInterrupt
             if bar is not None:
                 bar.close()
@@ -493,7 +510,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         writer.close()
+        lock.close()
         torch.set_num_threads(prev_threads)
     return {"epoch": epoch, "iteration": iteration, "last": last, "out_dir": str(out_dir), "skipped": n_skipped,
             "records": writer.records}  # fmt: skip
