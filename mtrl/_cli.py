@@ -70,8 +70,7 @@ def precheck(prog: str, config_name: str, overrides: list[str], check: Callable[
             cfg = compose(config_name=config_name, overrides=user)
         check(cfg)
     except (HydraException, OmegaConfBaseException) as err:
-        lines = str(err).split("\n")
-        fail(prog, " ".join(lines[:1] + [ln.strip() for ln in lines[1:3] if "Key" in ln]))
+        fail(prog, _one_line(str(err), config_name, user))
     except errors as err:
         fail(prog, str(err))
 
@@ -104,6 +103,49 @@ def precheck_sweep(prog: str, config_name: str, overrides: list[str], check: Cal
             bad.append(" ".join(job))
     if bad:
         fail(prog, f"{len(bad)} of {len(jobs)} sweep job(s) cannot run (see above): {'; '.join(bad)}; none started")
+
+
+def _one_line(text: str, config_name: str, overrides: list[str]) -> str:
+    """Hydra's error as one line, keeping its help: the available options of a group, the reason of a failed
+    override and the closest valid key for a misspelt one."""
+    import difflib
+    import re
+
+    lines = [ln.strip() for ln in text.split("\n")]
+    msg = " ".join(lines[:1] + [ln for ln in lines[1:3] if "Key" in ln]).rstrip(".")
+    if "Available options in" in text:
+        i = next(i for i, ln in enumerate(lines) if ln.startswith("Available options in"))
+        opts = []
+        for ln in lines[i + 1 :]:
+            if not ln or ln.startswith("Config search path"):
+                break
+            opts.append(ln)
+        msg += f"; {lines[i].rstrip(':').lower()}: {', '.join(opts)}"
+    m = re.match(r"Could not override '([^']+)'", lines[0])
+    if m:
+        key = m.group(1)
+        try:
+            from hydra import compose, initialize_config_dir
+            from omegaconf import OmegaConf
+
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                base = compose(config_name=config_name, overrides=[o for o in overrides if not o.startswith(key)])
+            valid = _keys(OmegaConf.to_container(base, resolve=False))
+        except Exception:  # noqa: BLE001 - the suggestion is a courtesy
+            valid = []
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.75)
+        msg += f": no such key{f'; did you mean {close[0]}?' if close else ''} (to add a new key: +{key}=...)"
+    return msg
+
+
+def _keys(tree: Any, prefix: str = "") -> list[str]:
+    if not isinstance(tree, dict):
+        return []
+    out = []
+    for k, v in tree.items():
+        out.append(prefix + str(k))
+        out += _keys(v, f"{prefix}{k}.")
+    return out
 
 
 def main(

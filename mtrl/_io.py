@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+log = logging.getLogger("mtrl")
 _TMP = re.compile(r"^\..+\.tmp\d+$")
 
 
@@ -54,8 +56,16 @@ class JsonlRecords:
 
     def restore(self, key: str, up_to: int) -> None:
         if self.path.exists():
-            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-            self.records = [r for r in map(json.loads, lines) if int(r[key]) <= up_to]
+            self.records = []
+            for ln in self.path.read_text().splitlines():
+                try:
+                    r = json.loads(ln) if ln.strip() else None
+                    keep = r is not None and int(r[key]) <= up_to
+                except (ValueError, KeyError, TypeError):  # a damaged line (e.g. a kill mid-write of an old version)
+                    log.warning("%s: dropping an unreadable line: %.80s", self.path, ln)
+                    continue
+                if keep:
+                    self.records.append(r)
             self._write()
 
     def _write(self) -> None:

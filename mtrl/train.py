@@ -129,6 +129,17 @@ def check_config(cfg: DictConfig) -> None:
     }  # fmt: skip
     if e.name == "fake":
         positive["env.num_tasks"] = e.num_tasks
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    integers = ("train.steps_per_task", "train.eval_every", "train.log_every", "train.checkpoint_every",
+                "train.keep_checkpoints", "agent.batch_size_per_task", "agent.hidden_dim", "agent.num_layers",
+                "agent.buffer_capacity", "env.eval_episodes", "env.max_episode_steps", "env.num_tasks",
+                "train.max_skipped_in_a_row")  # fmt: skip
+    for key in integers:
+        value = positive.get(key)
+        if isinstance(value, float):
+            raise ConfigError(f"{key} must be a whole number, got {value!r}")
     for key, value in positive.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or not math.isfinite(value):
             raise ConfigError(f"{key} must be a positive finite number, got {value!r}")
@@ -282,17 +293,24 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         if diff:
             raise CheckpointError(f"checkpoint {path} does not match this run ({'; '.join(diff)}); "
                                   "refusing to resume, file kept")  # fmt: skip
-        agent.load_state_dict(state["agent"])
-        buffer.load_state_dict(state["buffer"])
-        seeding.set_state(rngs, state["rng"])
+        try:  # a checkpoint of another code version (missing key, renamed parameter, other shapes): one line
+            agent.load_state_dict(state["agent"])
+            buffer.load_state_dict(state["buffer"])
+            seeding.set_state(rngs, state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+            why = str(err).strip().split("\n")[0][:200]
+            raise CheckpointError(
+                f"checkpoint {path} cannot be restored into this code version "
+                f"({type(err).__name__}: {why}); refusing to resume, file kept"
+            ) from None
         try:
             obs, exact = env_set_state(envs, state["env"], state["loop"]["obs"].numpy())
+            step = int(state["loop"]["step"])
+            if exact:
+                ep_return = state["loop"]["ep_return"].numpy().copy()
+                ep_success = state["loop"]["ep_success"].numpy().copy()
         except (ValueError, KeyError) as err:
             raise CheckpointError(f"checkpoint {path}: env state cannot be restored ({err}); file kept") from None
-        step = int(state["loop"]["step"])
-        if exact:
-            ep_return = state["loop"]["ep_return"].numpy().copy()
-            ep_success = state["loop"]["ep_success"].numpy().copy()
         del state
         log.info("resumed from %s at step %d%s", path, step, "" if exact else " (episodes in progress restart)")
         newer = abandon_newer(path.parent, step)

@@ -217,3 +217,42 @@ def test_corrupt_newest_checkpoint_falls_back_to_an_older_intact_one(tmp_path, c
     assert any("corrupt" in r.getMessage() and "falling back" in r.getMessage() for r in caplog.records)
     assert _steps(tmp_path) == [10, 20, 30, 40, 50, 60]
     assert (tmp_path / "checkpoints" / "abandoned" / newest.name).read_bytes() == bytes(raw)  # kept, out of the way
+
+
+# ------------------------------------------------------------------------------------------------ one-line errors
+@pytest.mark.parametrize("override, message", [
+    ("seed=-1", "seed must be an integer >= 0"), ("seed=abc", "seed must be an integer >= 0"),
+    ("train.steps_per_task=2.5", "train.steps_per_task must be a whole number"),
+    ("agent.hidden_dim=2.5", "agent.hidden_dim must be a whole number"),
+])  # fmt: skip
+def test_bad_seeds_and_fractional_sizes_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(cfg_of(*TINY, override))
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("env=mt11", "available options in 'env': fake, mt1, mt10"),
+    ("agent.hiden_dim=64", "did you mean agent.hidden_dim?"),
+])  # fmt: skip
+def test_hydra_help_is_kept_in_the_one_line(tmp_path, arg, message):
+    line = _one_line(_cli(arg, f"hydra.run.dir={tmp_path / 'run'}"))
+    assert message in line and not (tmp_path / "run").exists()
+
+
+def test_checkpoint_of_another_code_version_is_refused_in_one_line(tmp_path):
+    run(tmp_path, "train.steps_per_task=20")
+    ck = latest_checkpoint(tmp_path / "checkpoints")
+    state = load_checkpoint(ck)
+    actor = state["agent"]["actor"]
+    actor[f"{next(iter(actor))}_renamed"] = actor.pop(next(iter(actor)))  # a renamed parameter
+    save_checkpoint(tmp_path / "checkpoints", 20, state, keep=3)
+    with pytest.raises(CheckpointError, match="cannot be restored into this code version"):
+        run(tmp_path, "train.steps_per_task=30", "resume=true")
+
+
+def test_one_bad_line_in_eval_jsonl_does_not_block_resume(tmp_path):
+    run(tmp_path, "train.steps_per_task=20", "train.eval_every=10")
+    with open(tmp_path / "eval.jsonl", "a") as f:
+        f.write('{"step": 30, "succ\n')
+    out = run(tmp_path, "train.steps_per_task=30", "train.eval_every=10", "resume=true")
+    assert out["step"] == 30 and _steps(tmp_path) == [10, 20, 30]
