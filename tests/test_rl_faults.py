@@ -256,3 +256,11 @@ def test_one_bad_line_in_eval_jsonl_does_not_block_resume(tmp_path):
         f.write('{"step": 30, "succ\n')
     out = run(tmp_path, "train.steps_per_task=30", "train.eval_every=10", "resume=true")
     assert out["step"] == 30 and _steps(tmp_path) == [10, 20, 30]
+
+
+def test_a_sweep_job_that_fails_while_running_fails_alone(tmp_path):
+    p = _cli("-m", *TINY, "train.steps_per_task=30", "train.max_skipped_in_a_row=2", "agent.lr=1e30,0.001",
+             f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
+    assert p.returncode != 0 and "mtrl.train: error: training diverged" in p.stderr
+    finished = [d for d in (tmp_path / "sweep").rglob("eval.jsonl") if _steps(d.parent)[-1] == 30]
+    assert len(finished) == 1  # the good job ran to the end
