@@ -374,6 +374,12 @@ def write_report(out: Path, runs: list[Run], rows: list[dict], scores: dict, poi
     (out / "report.md").write_text("\n".join(md))
 
 
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Success-rate report of a sweep directory (SPEC §5).")
     ap.add_argument("sweep_dir", type=Path)
@@ -389,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only evaluations at step <= N (compare runs at an equal budget when some ran longer)",
     )
     args = ap.parse_args(argv)
+    missing = [m for m in ("rliable", "matplotlib") if _missing(m)]
+    if missing:
+        print(f"report: error: {', '.join(missing)} not installed: pip install -e '.[analysis]' (the analysis extra)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if not args.sweep_dir.is_dir():
         print(f"report: error: {args.sweep_dir} is not a directory", file=sys.stderr)
         return 2
