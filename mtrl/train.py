@@ -157,8 +157,31 @@ def check_config(cfg: DictConfig) -> None:
             and 0 < a.tau <= 1):  # fmt: skip
         raise ConfigError(f"need 0 < agent.gamma <= 1 and 0 < agent.tau <= 1, got {a.gamma}, {a.tau}")
     _device(str(cfg.device))
+    _check_memory(cfg, K, batch_per_task=int(a.batch_size) // K if a.batch_size is not None else
+                  int(a.batch_size_per_task))  # fmt: skip
     if t.progress not in ("auto", True, False):
         raise ConfigError(f"train.progress must be auto, true or false, got {t.progress!r}")
+
+
+def _check_memory(cfg: DictConfig, K: int, batch_per_task: int) -> None:
+    """Refuse sizes that cannot fit the machine's memory, from a lower bound of what the run allocates (five
+    networks of ``num_layers`` hidden x hidden layers, one batch's activations, the replay buffer)."""
+    import os
+
+    a = cfg.agent
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    h, n = int(a.hidden_dim), int(a.num_layers)
+    params = 5 * 4 * max(n - 1, 1) * h * h  # actor, q1, q2 and the two targets, float32
+    activations = 4 * K * batch_per_task * h * n
+    replay = 4 * int(a.buffer_capacity) * (2 * K + 2)  # obs, next_obs (at least the one-hot), reward, done
+    need = params + activations + replay
+    if need > total:
+        raise ConfigError(f"agent.hidden_dim={h}, agent.num_layers={n}, batch {batch_per_task} per task and "
+                          f"agent.buffer_capacity={int(a.buffer_capacity)} need at least {need / 2**30:.0f} GiB, "
+                          f"more than this machine's {total / 2**30:.0f} GiB of memory")  # fmt: skip
 
 
 def _kwargs(agent_cfg: DictConfig) -> dict[str, Any]:

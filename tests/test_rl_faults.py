@@ -224,6 +224,8 @@ def test_corrupt_newest_checkpoint_falls_back_to_an_older_intact_one(tmp_path, c
     ("seed=-1", "seed must be an integer >= 0"), ("seed=abc", "seed must be an integer >= 0"),
     ("train.steps_per_task=2.5", "train.steps_per_task must be a whole number"),
     ("agent.hidden_dim=2.5", "agent.hidden_dim must be a whole number"),
+    ("agent.hidden_dim=100000000", "need at least .* GiB, more than this machine's"),
+    ("agent.batch_size_per_task=100000000000", "need at least .* GiB, more than this machine's"),
 ])  # fmt: skip
 def test_bad_seeds_and_fractional_sizes_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
