@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -219,3 +220,18 @@ def test_one_nan_batch_does_not_poison_a_loss_based_aggregator(tmp_path: Path, m
     out = train(_cfg(tmp_path, "benchmark=cityscapes", f"aggregator={method}", "epochs=2"), tmp_path)
     assert out["skipped"] == 1
     assert all(torch.isfinite(v).all() for v in _params(tmp_path).values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("damage", ["garbage", "shape"])
+def test_a_corrupt_or_wrongly_shaped_data_file_is_named_in_one_line(tmp_path: Path, damage: str) -> None:
+    """Issue 15: a damaged ``.npy`` file met during training ends with a ConfigError naming the file."""
+    root = tmp_path / "data"
+    common = ("benchmark=cityscapes", "aggregator=ls", "epochs=1", f"data.root={root}")
+    train(_cfg(tmp_path / "a", *common), tmp_path)
+    bad = root / "train" / "depth" / "3.npy"
+    if damage == "garbage":
+        bad.write_bytes(b"not a numpy file")
+    else:
+        np.save(bad, np.zeros((5, 7, 1), dtype=np.float32))
+    with pytest.raises(ConfigError, match=r"data file .*train/depth/3\.npy"):
+        train(_cfg(tmp_path / "b", *common), tmp_path)

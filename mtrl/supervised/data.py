@@ -167,7 +167,18 @@ class NpyMultiTaskDataset(Dataset):
         return self.n
 
     def _load(self, field: str, index: int) -> torch.Tensor:
-        arr = np.load(self.root / self.split / field / f"{index}.npy")
+        path = self.root / self.split / field / f"{index}.npy"
+        try:
+            arr = np.load(path)
+        except (OSError, ValueError, EOFError) as e:
+            raise DataLayoutError(f"cannot read data file {path} ({type(e).__name__}: {e})") from None
+        first = getattr(self, "_shapes", {}).get(field)
+        if first is None:
+            self._shapes = {**getattr(self, "_shapes", {}), field: np.load(path.parent / "0.npy", mmap_mode="r").shape}
+            first = self._shapes[field]
+        if arr.shape != first:
+            raise DataLayoutError(f"data file {path} has shape {tuple(arr.shape)}, expected {tuple(first)} "
+                                  f"(the shape of {field}/0.npy)")  # fmt: skip
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         return t.permute(2, 0, 1).contiguous() if t.dim() == 3 else t
 

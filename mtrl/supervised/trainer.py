@@ -507,6 +507,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                      " ".join(f"{k}={test[k]:.4f}" for k in shown if k in test), headline)  # fmt: skip
             if epoch % int(cfg.train.checkpoint_every) == 0 or epoch == total_epochs:
                 checkpoint()
+    except DataLayoutError as err:  # a damaged data file met during training (also from a loader worker)
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise ConfigError(lines[-1].removeprefix("mtrl.supervised.data.DataLayoutError: ")) from None
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
