@@ -1,0 +1,310 @@
+"""Learning parity: mtrl's SAC against Stable-Baselines3's SAC at identical settings on Meta-World MT1 tasks.
+
+    pip install -r benchmarks/peers/requirements.txt
+    python benchmarks/peers/parity.py run --tasks reach-v3 push-v3 --seeds 1 2 3 --steps 30000 --jobs 2 \
+        --out benchmarks/results/peers/parity
+    python benchmarks/peers/parity.py summary --out benchmarks/results/peers/parity
+
+Both learners get the same env (mtrl's ``env=mt1`` construction: Meta-World v3 ``Meta-World/MT1``, reward v2,
+500-step episodes, goal resampled from the task's 50 training goals on reset), the same settings (MLP 256x256,
+batch 256, lr 3e-4, γ 0.99, τ 0.005, buffer 1M, 1,500 uniform random warm-up steps, one update per env step,
+automatic temperature from α = 1 with target entropy −|A|) and **the same evaluator**: ``mtrl.envs.evaluate`` on
+evaluation envs built exactly as ``mtrl.train`` builds them (the training goals; episodes end at the first
+success), 10 deterministic episodes every 5,000 steps. SB3 is evaluated from a callback with its mean action.
+
+Every (implementation, task, seed) is one subprocess with one torch thread (``--jobs`` at a time); each writes
+``<out>/<impl>/<task>/seed_<s>/eval.jsonl`` in mtrl's format, so a killed ``run`` can be restarted and skips runs
+whose last evaluation is already there. ``summary`` writes ``parity.md`` (success at equal steps: mean over seeds
+with a 95% percentile-bootstrap interval, and each seed) and ``parity.png`` (curves with the same intervals).
+
+mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp"`` adds a run labelled ``mtrl-clamp`` with
+the Hydra overrides after the colon (``;``-separated).
+
+This script is a benchmark, not part of the package: SB3 is never a dependency of mtrl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The one settings table both learners read.
+SETTINGS: dict[str, Any] = {
+    "hidden": [256, 256],
+    "batch_size": 256,
+    "lr": 3e-4,
+    "gamma": 0.99,
+    "tau": 0.005,
+    "buffer_size": 1_000_000,
+    "warmup_steps": 1500,
+    "init_alpha": 1.0,
+    "eval_every": 5000,
+    "eval_episodes": 10,
+    "max_episode_steps": 500,
+}
+
+
+# ============================================================================ workers (one run each)
+def _env_cfg(task: str):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "configs" / "env" / "mt1.yaml")
+    cfg.task = task
+    cfg.max_episode_steps = SETTINGS["max_episode_steps"]
+    cfg.eval_episodes = SETTINGS["eval_episodes"]
+    cfg.eval_every = SETTINGS["eval_every"]
+    return cfg
+
+
+def run_sb3(task: str, seed: int, steps: int, out: Path) -> None:
+    """Train SB3's SAC on mtrl's MT1 training env; evaluate with mtrl's evaluator on mtrl's evaluation envs."""
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from mtrl import train as mtrl_train
+    from mtrl.envs import make_envs
+    from mtrl.logging import RunLogger
+
+    torch.set_num_threads(1)
+    env_cfg = _env_cfg(task)
+    train_envs = make_envs(env_cfg, seed)
+    eval_envs, eval_seed = mtrl_train.make_eval_envs(env_cfg, seed, train_envs)  # the training goals, as mtrl.train
+    env = train_envs.envs[0]  # the single MT1 sub-env (TimeLimit-wrapped gymnasium env)
+    names = [task]
+    logger = RunLogger(out, names, "mt1", seed, "sb3", tensorboard=False)
+
+    class Evaluate(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % SETTINGS["eval_every"] == 0:
+                from mtrl.envs import evaluate
+
+                def policy(obs: np.ndarray) -> np.ndarray:
+                    return self.model.predict(obs, deterministic=True)[0]
+
+                res = evaluate(policy, eval_envs, names, SETTINGS["eval_episodes"], eval_seed)
+                logger.log_eval(self.num_timesteps, self.num_timesteps, res.success, res.returns)
+                print(f"sb3 {task} seed {seed} step {self.num_timesteps}: success {res.success_rate:.2f}", flush=True)
+            return True
+
+    model = SAC(
+        "MlpPolicy", env, learning_rate=SETTINGS["lr"], buffer_size=SETTINGS["buffer_size"],
+        learning_starts=SETTINGS["warmup_steps"], batch_size=SETTINGS["batch_size"], tau=SETTINGS["tau"],
+        gamma=SETTINGS["gamma"], train_freq=1, gradient_steps=1, ent_coef=f"auto_{SETTINGS['init_alpha']}",
+        target_entropy="auto", policy_kwargs={"net_arch": list(SETTINGS["hidden"])}, seed=seed, device="cpu",
+        verbose=0,
+    )  # fmt: skip
+    model.learn(total_timesteps=steps, callback=Evaluate())
+    logger.close()
+    train_envs.close()
+    eval_envs.close()
+
+
+def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[str]) -> list[str]:
+    """``python -m mtrl.train`` with the shared settings (MT1 is K = 1: the multi-head MLP is a plain MLP)."""
+    s = SETTINGS
+    return [
+        sys.executable, "-m", "mtrl.train", "env=mt1", f"env.task={task}", f"seed={seed}",
+        f"train.steps_per_task={steps}", f"train.warmup_steps_per_task={s['warmup_steps']}",
+        f"train.eval_every={s['eval_every']}", f"env.eval_episodes={s['eval_episodes']}",
+        f"env.max_episode_steps={s['max_episode_steps']}", f"agent.hidden_dim={s['hidden'][0]}",
+        f"agent.num_layers={len(s['hidden'])}", f"agent.batch_size_per_task={s['batch_size']}",
+        f"agent.buffer_capacity={s['buffer_size']}", f"agent.lr={s['lr']}", f"agent.alpha_lr={s['lr']}",
+        f"agent.gamma={s['gamma']}", f"agent.tau={s['tau']}", f"agent.init_alpha={s['init_alpha']}",
+        f"train.checkpoint_every={steps}", "train.torch_threads=1", "train.progress=false", "logger=none",
+        f"hydra.run.dir={out}", *overrides,
+    ]  # fmt: skip
+
+
+# ============================================================================ orchestration
+def _parse_impl(spec: str) -> tuple[str, list[str]]:
+    label, _, rest = spec.partition(":")
+    if label != "sb3" and not label.startswith("mtrl"):
+        raise SystemExit(f"parity.py: unknown implementation {label!r} (sb3, mtrl, or mtrl-<name>:<overrides>)")
+    return label, [o for o in rest.split(";") if o]
+
+
+def _finished(out: Path, steps: int) -> bool:
+    path = out / "eval.jsonl"
+    if not path.exists():
+        return False
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return bool(lines) and lines[-1]["step"] >= steps
+
+
+def _one(impl: str, overrides: list[str], task: str, seed: int, steps: int, root: Path) -> tuple[str, float, int]:
+    out = root / impl / task / f"seed_{seed}"
+    if _finished(out, steps):
+        return f"{impl} {task} seed {seed}: already finished", 0.0, 0
+    out.mkdir(parents=True, exist_ok=True)
+    if out.joinpath("eval.jsonl").exists():
+        out.joinpath("eval.jsonl").unlink()  # an unfinished run starts over (neither learner resumes here)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    if impl == "sb3":
+        cmd = [sys.executable, __file__, "worker", "--task", task, "--seed", str(seed), "--steps", str(steps),
+               "--out", str(out)]  # fmt: skip
+    else:
+        cmd = mtrl_command(task, seed, steps, out, overrides)
+    t0 = time.perf_counter()
+    with open(out / "stdout.log", "w") as fh:
+        rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    dt = time.perf_counter() - t0
+    return f"{impl} {task} seed {seed}: rc={rc} in {dt:.0f} s", dt, rc
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    impls = [_parse_impl(s) for s in args.impls]
+    jobs = [(i, o, t, s) for t in args.tasks for s in args.seeds for i, o in impls]
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "settings.json").write_text(json.dumps({**SETTINGS, "steps": args.steps, "impls": args.impls}, indent=1))
+    failures = 0
+    print(f"{len(jobs)} runs, {args.jobs} at a time", flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(_one, i, o, t, s, args.steps, root) for i, o, t, s in jobs]
+        for n, fut in enumerate(futures, 1):
+            line, _, rc = fut.result()
+            failures += rc != 0
+            print(f"[{n}/{len(jobs)}] {line}", flush=True)
+    return 1 if failures else 0
+
+
+# ============================================================================ summary
+def load(root: Path) -> dict[str, dict[str, dict[int, dict[int, float]]]]:
+    """``{impl: {task: {seed: {step: success}}}}`` from every ``eval.jsonl`` under ``root``."""
+    data: dict = {}
+    for path in sorted(root.glob("*/*/seed_*/eval.jsonl")):
+        impl, task, seed = path.parts[-4], path.parts[-3], int(path.parts[-2].split("_")[1])
+        recs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        data.setdefault(impl, {}).setdefault(task, {})[seed] = {int(r["step"]): float(r["success_rate"]) for r in recs}
+    return data
+
+
+def bootstrap_ci(values: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean over seeds (with 3 seeds: close to the seeds' range)."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(n, len(values)), replace=True).mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def table(data: dict) -> str:
+    """Markdown: one block per task, rows = evaluation step, columns = implementation."""
+    impls = sorted(data, key=lambda s: (s != "sb3", s))
+    tasks = sorted({t for d in data.values() for t in d})
+    lines = []
+    for task in tasks:
+        steps = sorted({st for i in impls for sd in data[i].get(task, {}).values() for st in sd})
+        lines += [f"### {task}", "", "| step | " + " | ".join(impls) + " |", "|---" * (len(impls) + 1) + "|"]
+        for st in steps:
+            row = [str(st)]
+            for impl in impls:
+                vals = [sd[st] for sd in data[impl].get(task, {}).values() if st in sd]
+                if not vals:
+                    row.append("—")
+                    continue
+                v = np.asarray(vals)
+                lo, hi = bootstrap_ci(v)
+                row.append(f"{v.mean():.2f} [{lo:.2f}, {hi:.2f}] ({', '.join(f'{x:.1f}' for x in v)})")
+            lines.append("| " + " | ".join(row) + " |")
+        # the whole curve in one number: mean success over all evaluations from 10k steps on
+        row = ["mean ≥10k"]
+        for impl in impls:
+            per_seed = [np.mean([s for st, s in sd.items() if st >= 10_000]) for sd in data[impl].get(task, {}).values()
+                        if any(st >= 10_000 for st in sd)]  # fmt: skip
+            if per_seed:
+                lo, hi = bootstrap_ci(np.asarray(per_seed))
+                row.append(f"{np.mean(per_seed):.2f} [{lo:.2f}, {hi:.2f}] (n={len(per_seed)})")
+            else:
+                row.append("—")
+        lines += ["| " + " | ".join(row) + " |", ""]
+    lines.append("Cells: mean success over seeds [95% percentile-bootstrap interval of the mean] (each seed).")
+    return "\n".join(lines)
+
+
+def plot(data: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({t for d in data.values() for t in d})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for impl in sorted(data, key=lambda s: (s != "sb3", s)):
+            seeds = data[impl].get(task, {})
+            steps = sorted({st for sd in seeds.values() for st in sd})
+            if not steps:
+                continue
+            mean, lo, hi = [], [], []
+            for st in steps:
+                v = np.asarray([sd[st] for sd in seeds.values() if st in sd])
+                a, b = bootstrap_ci(v)
+                mean.append(v.mean())
+                lo.append(a)
+                hi.append(b)
+            ax.plot(steps, mean, marker="o", ms=3, label=f"{impl} (n={len(seeds)})")
+            ax.fill_between(steps, lo, hi, alpha=0.2)
+        ax.set_title(f"MT1 {task}")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("success rate (10 eval episodes)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    root = Path(args.out)
+    data = load(root)
+    if not data:
+        print(f"parity.py: no eval.jsonl under {root}", file=sys.stderr)
+        return 1
+    text = table(data)
+    (root / "parity.md").write_text(text + "\n")
+    plot(data, root / "parity.png")
+    print(text)
+    print(f"wrote {root / 'parity.md'} and {root / 'parity.png'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train every (impl, task, seed) and write eval.jsonl files")
+    r.add_argument("--tasks", nargs="+", default=["reach-v3", "push-v3"])
+    r.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    r.add_argument("--steps", type=int, default=30_000)
+    r.add_argument("--impls", nargs="+", default=["sb3", "mtrl"])
+    r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--out", default="benchmarks/results/peers/parity")
+    s = sub.add_parser("summary", help="table (parity.md) and curves (parity.png)")
+    s.add_argument("--out", default="benchmarks/results/peers/parity")
+    w = sub.add_parser("worker", help=argparse.SUPPRESS)
+    w.add_argument("--task", required=True)
+    w.add_argument("--seed", type=int, required=True)
+    w.add_argument("--steps", type=int, required=True)
+    w.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    if args.cmd == "run":
+        return cmd_run(args)
+    if args.cmd == "summary":
+        return cmd_summary(args)
+    run_sb3(args.task, args.seed, args.steps, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
