@@ -124,6 +124,11 @@ def discover(sweep: Path) -> list[Run]:
     return runs
 
 
+def dir_label(run_dir: Path) -> str:
+    """The label of a run laid out as ``<sweep>/<label>/seed_<s>`` (``--label dir``); otherwise its own name."""
+    return run_dir.parent.name if run_dir.name.startswith("seed_") else run_dir.name
+
+
 def _sem(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
 
@@ -394,6 +399,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="only evaluations at step <= N (compare runs at an equal budget when some ran longer)",
     )
+    ap.add_argument(
+        "--label",
+        choices=("method", "dir"),
+        default="method",
+        help="name runs by their aggregator (method) or by the directory above seed_<s> (dir: e.g. architectures "
+        "run with the same aggregator, <sweep>/<label>/seed_<s>)",
+    )
     args = ap.parse_args(argv)
     missing = [m for m in ("rliable", "matplotlib") if _missing(m)]
     if missing:
@@ -407,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         print("report: error: --last-k and --reps must be >= 1", file=sys.stderr)
         return 2
     runs = discover(args.sweep_dir)
+    if args.label == "dir":
+        for r in runs:
+            r.method = dir_label(r.path)
     if args.max_step is not None:
         for r in runs:
             keep = r.steps <= args.max_step
