@@ -1,8 +1,10 @@
 """Improvable gap balancing v2 (IGBv2; Dai et al., "Improvable gap balancing for multi-task learning", UAI 2023,
 ``papers/improvable-gap-balancing-summary.md``; reference code ``YanqiDai/IGB4MTL``, ``ImprovableGapBalancing_v2``).
 
-Task weighting as a sequential decision problem solved by Soft Actor-Critic. The agent is **mtrl's own**
-:class:`mtrl.agents.MultiTaskSAC` (one "task", a shared MLP) with its replay buffer, not a second SAC:
+Task weighting as a sequential decision problem solved by Soft Actor-Critic. The agent is
+:class:`mtrl.aggregators._weight_sac.WeightSAC` with its replay: the computation of mtrl's own
+:class:`mtrl.agents.MultiTaskSAC` with one "task" and a shared MLP (checked step by step in the tests), kept below
+both agents and the supervised trainer so that aggregators import nothing from ``mtrl.agents``:
 
 - state ``s_t = L_t / B``: the per-task losses of this step normalised by the baseline ``B`` (IGBv1's baseline
   window, the paper's second epoch), so that the same SAC hyperparameters serve any loss scale;
@@ -31,6 +33,7 @@ import torch
 
 from mtrl.aggregators._base import Stats
 from mtrl.aggregators._igb import IGBv1
+from mtrl.aggregators._weight_sac import WeightReplay, WeightSAC
 
 
 class IGBv2(IGBv1):
@@ -103,17 +106,13 @@ class IGBv2(IGBv1):
         self._prev: tuple[np.ndarray, np.ndarray] | None = None  # (losses, action) of the previous call
         self._pending_state: dict[str, Any] | None = None
 
-    # ------------------------------------------------------------------ the SAC agent (mtrl.agents)
+    # ------------------------------------------------------------------ the SAC agent (mtrl.aggregators._weight_sac)
     def _build(self, K: int) -> None:
-        from mtrl.agents import MultiTaskReplayBuffer, MultiTaskSAC, SACConfig  # lazy: mtrl.agents imports us
-
-        cfg = SACConfig(hidden_dim=self.hidden_dim, num_layers=self.num_layers, arch="shared", lr=self.lr,
-                        alpha_lr=self.lr, gamma=self.gamma, aggregate_on=())  # fmt: skip
         with torch.random.fork_rng(devices=[]):
             if self._pending_state is None:  # a restored agent overwrites the initial weights: draw nothing then
                 torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=self.generator)))
-            self._sac = MultiTaskSAC(K, K, 1, cfg, {}, device="cpu")
-        self._buffer = MultiTaskReplayBuffer(1, self.buffer_size, K, K)
+            self._sac = WeightSAC(K, K, self.hidden_dim, self.num_layers, lr=self.lr, gamma=self.gamma)
+        self._buffer = WeightReplay(self.buffer_size, K, K)
         if self._pending_state is not None:
             self._sac.load_state_dict(self._pending_state["sac"])
             self._buffer.load_state_dict(self._pending_state["buffer"])
