@@ -18,13 +18,16 @@ def _pair(K: int, hidden: int, layers: int, lr: float, gamma: float, seed: int):
     ours = WeightSAC(K, K, hidden, layers, lr=lr, gamma=gamma)
     torch.manual_seed(seed)
     cfg = SACConfig(hidden_dim=hidden, num_layers=layers, arch="shared", lr=lr, alpha_lr=lr, gamma=gamma,
-                    aggregate_on=())  # fmt: skip
+                    aggregate_on=(), per_task_grads="vmap")  # fmt: skip
+    if hasattr(cfg, "reference_update"):  # the agent's update as IGBv2 used it (before the fixed-cost work)
+        cfg.reference_update = True
     ref = MultiTaskSAC(K, K, 1, cfg, {}, device="cpu")
     return ours, ref
 
 
 def _assert_same(a, b, path="") -> None:
     if isinstance(a, dict):
+        a, b = ({k: v for k, v in d.items() if k != "foreach"} for d in (a, b))  # an optimiser's dispatch option
         assert set(a) == set(b), (path, set(a) ^ set(b))
         for k in a:
             _assert_same(a[k], b[k], f"{path}/{k}")
