@@ -32,14 +32,16 @@ def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
+@pytest.mark.parametrize("mode", ["batched", "vmap"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_vmap_per_task_grads_equal_k_backward_passes(arch):
-    """The one vectorised pass gives the same K trunk-gradient rows (and head gradients) as K backward passes."""
+def test_vmap_per_task_grads_equal_k_backward_passes(arch, mode):
+    """The one vectorised pass (``vmap``, or ``batched``: one ordinary backward through the task-batched network)
+    gives the same K trunk-gradient rows (and head gradients) as K backward passes."""
     b = _batch()
     y = torch.randn(K, B)
     noise = torch.randn(K, B, ACT)
     alpha = torch.tensor([0.5, 1.0, 2.0])
-    fast, slow = _agent(arch, "vmap"), _agent(arch, "loop")
+    fast, slow = _agent(arch, mode), _agent(arch, "loop")
     for name in ("critic", "actor"):
         if name == "critic":
             Gf, hf, lf = fast.critic_task_grads(b["obs"], b["action"], y)
@@ -177,7 +179,7 @@ def test_init_xavier_gives_glorot_uniform_weights_and_zero_biases():
 
 def test_shared_alpha_is_one_temperature_for_every_task():
     """``agent.alpha=shared``: one log α; every task's α is that value, it moves, and the critic target uses it."""
-    ag = _agent(alpha="shared")
+    ag = _agent(alpha="shared", diagnostics_every=1)  # info carries α on every update
     assert ag.log_alpha.shape == (1,)
     g = torch.Generator().manual_seed(0)
     for _ in range(5):

@@ -6,6 +6,10 @@ values are reduced by a mean over the task's own samples (SAC, Haarnoja et al. 2
 clipped double-Q targets as Fujimoto et al. 2018). With ``weight`` (``[B]``, the task's per-sample weights, see
 :func:`reduce`) the mean is a weighted sum instead: uniform replay gives each task a different number of real
 samples, padded to a common ``B`` with weight 0.
+
+The ``*_all`` functions are the same losses for all K tasks at once (``[K, B, ...]`` inputs, ``[K]`` losses) for a
+task-batched network (``net(shared, task, x)`` on ``[K, B, in]``): the agent's default update path, which gets the
+K per-task gradients from one ordinary backward pass (see :mod:`mtrl.agents.sac`).
 """
 
 from __future__ import annotations
@@ -91,3 +95,30 @@ def actor_loss_one(
     q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, net_critic)
     per_sample = alpha * logp - torch.minimum(q1, q2)
     return reduce(per_sample, weight), reduce(logp, weight).detach()
+
+
+# ---------------------------------------------------------------------- all K tasks at once (task-batched nets)
+def reduce_tasks(per_sample: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """:func:`reduce` of each task: ``[K, B]`` per-sample values -> ``[K]`` task losses."""
+    return per_sample.mean(-1) if weight is None else (per_sample * weight).sum(-1)
+
+
+def critic_losses_all(
+    shared: dict[str, Params], task: dict[str, Params], obs: torch.Tensor, act: torch.Tensor, target: torch.Tensor,
+    net: Net, weight: torch.Tensor | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """The K task critic losses ``[K]`` (:func:`critic_loss_one` of every task; ``net`` task-batched)."""
+    q1, q2 = twin_q_one(shared, task, obs, act, net)
+    return reduce_tasks((q1 - target).pow(2) + (q2 - target).pow(2), weight)
+
+
+def actor_losses_all(
+    shared: Params, task: Params, critic_shared: dict[str, Params], critic_task: dict[str, Params],
+    obs: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, net_actor: Net, net_critic: Net,
+    weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The K task actor losses ``[K]`` and each task's mean ``log π`` (:func:`actor_loss_one` of every task)."""
+    action, logp, _ = policy_one(shared, task, obs, noise, net_actor)
+    q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, net_critic)
+    per_sample = alpha[:, None] * logp - torch.minimum(q1, q2)
+    return reduce_tasks(per_sample, weight), reduce_tasks(logp, weight).detach()

@@ -34,11 +34,14 @@ import numpy as np
 import torch
 from torch.func import grad_and_value, vmap
 
+from mtrl.agents import losses as L
 from mtrl.agents.archs import INITS, NetSpec, make_network
 from mtrl.agents.losses import actor_loss_one, critic_loss_one, policy_one, twin_q_one
 from mtrl.aggregators import Aggregator, AggregatorResult, per_task_gradients
+from mtrl.aggregators._diagnostics import Context
 
 ALPHAS = ("per_task", "shared")
+PER_TASK_GRADS = ("batched", "vmap", "loop")
 LOSSES = ("critic", "actor", "alpha")
 
 
@@ -47,6 +50,45 @@ def _leaves(tree: Any) -> list[torch.Tensor]:
     if isinstance(tree, dict):
         return [t for v in tree.values() for t in _leaves(v)]
     return [tree]
+
+
+def _expanded(tree: Any, K: int) -> Any:
+    """Each tensor of a nested dict expanded to ``[K, *shape]`` (a view: one copy per task, no memory)."""
+    if isinstance(tree, dict):
+        return {k: _expanded(v, K) for k, v in tree.items()}
+    return tree.expand(K, *tree.shape)
+
+
+def lean_call(agg: Aggregator, G: torch.Tensor, losses: torch.Tensor) -> AggregatorResult:
+    """``agg(G, losses=losses)`` without the diagnostics (an update between two diagnostic ones).
+
+    The same steps as :meth:`mtrl.aggregators.Aggregator.__call__` (counters, the Gram matrix as the NaN/Inf check,
+    the method's own ``_aggregate``, so its state advances exactly as with the full call) less the
+    ``diagnostics()`` call, whose K-space statistics (norms, conflicts, cosθ with its MGDA solve, cos to the
+    direction) the direction never depends on. Aggregators that override ``__call__`` (wrappers) get the full call.
+    ``tests/test_overhead.py`` checks the result equals the full call's for every method of the benchmark.
+    """
+    if type(agg).__call__ is not Aggregator.__call__:
+        return agg(G, losses=losses)
+    if agg.uses_losses and losses is None:
+        raise ValueError(f"{agg.name}: this method needs the per-task losses: call agg(G, losses=...)")
+    agg.n_calls += 1
+    ctx = Context(G)
+    if not np.isfinite(ctx.gram).all() or (losses is not None and not bool(torch.isfinite(losses).all())):
+        agg.n_skipped += 1
+        return AggregatorResult(torch.zeros_like(G[0]), None, {"skipped": 1.0}, skipped=True)
+    direction, weights, _ = agg._aggregate(ctx, losses)
+    return AggregatorResult(direction, weights, {"skipped": 0.0}, skipped=False)
+
+
+def _adam_dispatch(device: torch.device) -> dict[str, bool]:
+    """``{"fused": True}`` where torch has a fused Adam for ``device`` (CPU and CUDA since torch 2.4), else
+    ``{"foreach": True}``."""
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+        return {"fused": True}
+    except (RuntimeError, TypeError, ValueError):
+        return {"foreach": True}
 
 
 def _detached(tree: Any) -> Any:
@@ -69,11 +111,14 @@ class SACConfig:
     init_alpha: float = 1.0
     target_entropy: float | None = None  # None: −|A|
     aggregate_on: tuple[str, ...] = ("critic", "actor")  # any of critic, actor, alpha (alpha: only when shared)
-    per_task_grads: str = "vmap"  # vmap | loop
+    per_task_grads: str = "batched"  # batched (one backward, task-batched forward) | vmap | loop
     alpha: str = "per_task"  # per_task | shared (one α for all tasks)
     init: str = "torch"  # torch | xavier (Xavier-uniform weights, zero biases, as facebookresearch/mtrl)
     task_names: tuple[str, ...] = ()  # tasks in sub-env order (care: which description embeddings)
     task_id_dims: int = -1  # size of the one-hot task id at the end of the observation (-1: K; 0: none)
+    diagnostics_every: int = 10  # aggregator diagnostics and the update's metrics every n updates (1: every one)
+    compile: bool = False  # torch.compile the task-batched loss functions (per_task_grads=batched)
+    reference_update: bool = False  # the update as it was before the fixed-cost work (issue 14): tests, benchmarks
 
 
 @dataclass
@@ -85,6 +130,8 @@ class UpdateInfo:
     critic_losses: np.ndarray | None = None
     actor_losses: np.ndarray | None = None
     alphas: np.ndarray | None = None
+    diagnostics: bool = True  # False: an update between two diagnostic ones (agent.diagnostics_every): no metrics,
+    # no losses, results without stats (their ``skipped`` flags are always there)
 
 
 class MultiTaskSAC:
@@ -109,8 +156,11 @@ class MultiTaskSAC:
         device: torch.device | str = "cpu",
     ) -> None:
         self.cfg, self.K, self.act_dim, self.device = cfg, num_tasks, act_dim, torch.device(device)
-        if cfg.per_task_grads not in ("vmap", "loop"):
-            raise ValueError(f"per_task_grads must be 'vmap' or 'loop', got {cfg.per_task_grads!r}")
+        if cfg.per_task_grads not in PER_TASK_GRADS:
+            raise ValueError(f"per_task_grads must be one of {', '.join(PER_TASK_GRADS)}, got {cfg.per_task_grads!r}")
+        if not isinstance(cfg.diagnostics_every, int) or isinstance(cfg.diagnostics_every, bool) or \
+                cfg.diagnostics_every < 1:  # fmt: skip
+            raise ValueError(f"agent.diagnostics_every must be an integer >= 1, got {cfg.diagnostics_every!r}")
         bad = sorted(set(cfg.aggregate_on) - set(LOSSES))
         if bad:
             raise ValueError(f"agent.aggregate_on: unknown loss(es) {bad}; valid: {', '.join(LOSSES)}")
@@ -132,20 +182,49 @@ class MultiTaskSAC:
         self.log_alpha = torch.full((n_alpha,), float(np.log(cfg.init_alpha)), device=self.device,
                                     requires_grad=True)  # fmt: skip
         self.target_entropy = -float(act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        # Adam's fused kernel (one call for all tensors; the per-tensor loop's arithmetic up to rounding), else its
+        # multi-tensor (foreach) form; the reference update keeps torch's default
+        self._adam = {} if cfg.reference_update else _adam_dispatch(self.device)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, **self._adam)
+        self.critic_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.lr, **self._adam)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, **self._adam)
         self.aggregators = {k: v for k, v in aggregators.items() if k in cfg.aggregate_on}
         self.n_actor, self.n_critic = self.actor.forward_one, self.q1.forward_one  # pure: (shared, task, x)
+        # task-batched forwards ([K, B, in] -> [K, B, out]): plain shared parameters, or expanded to one view per task
+        # (the per-task gradients of the shared parameters are then the gradients of those views)
+        self.b_actor, self.b_actor_x = self._batched(self.actor)
+        self.b_critic, self.b_critic_x = self._batched(self.q1)
+        self._polyak = ([*self.q1_target.parameters(), *self.q2_target.parameters()],
+                        [*self.q1.parameters(), *self.q2.parameters()])  # fmt: skip
+        self._critic_losses, self._actor_losses = L.critic_losses_all, L.actor_losses_all
+        self._views = {"actor": (dict(self.actor.shared), dict(self.actor.task))}
+        for key, (a, b) in (("critic", (self.q1, self.q2)), ("target", (self.q1_target, self.q2_target))):
+            self._views[key] = ({"q1": dict(a.shared), "q2": dict(b.shared)}, {"q1": dict(a.task), "q2": dict(b.task)})
+        if cfg.compile and not cfg.reference_update:
+            self._critic_losses = torch.compile(L.critic_losses_all, dynamic=False)
+            self._actor_losses = torch.compile(L.actor_losses_all, dynamic=False)
         self.n_updates = 0
         self.n_skipped = {"critic": 0, "actor": 0, "alpha": 0}
 
+    @staticmethod
+    def _batched(net: torch.nn.Module):
+        """``(forward on plain shared params, forward on per-task expanded shared params)``, both task-batched: the
+        architecture's own ``forward_all`` where it has one (the MLPs: batched matmuls), else ``vmap`` of its
+        ``forward_one`` (shared parameters unbatched, or batched along their expanded task axis)."""
+        if hasattr(net, "forward_all"):
+            return net.forward_all, net.forward_all
+        return vmap(net.forward_one, in_dims=(None, 0, 0)), vmap(net.forward_one, in_dims=(0, 0, 0))
+
     # ------------------------------------------------------------------ parameter views
     def _critic_params(self, target: bool = False) -> tuple[dict, dict]:
+        if not self.cfg.reference_update:  # the parameter objects never change (load_state_dict copies in place)
+            return self._views["target" if target else "critic"]
         a, b = (self.q1_target, self.q2_target) if target else (self.q1, self.q2)
         return {"q1": dict(a.shared), "q2": dict(b.shared)}, {"q1": dict(a.task), "q2": dict(b.task)}
 
     def _actor_params(self) -> tuple[dict, dict]:
+        if not self.cfg.reference_update:
+            return self._views["actor"]
         return dict(self.actor.shared), dict(self.actor.task)
 
     def alphas(self) -> torch.Tensor:
@@ -174,6 +253,10 @@ class MultiTaskSAC:
         c_sh, c_tk = self._critic_params()
         dims = (None, 0, 0, 0, 0, None, None if weight is None else 0)
         args = (c_sh, c_tk, obs, act, target, self.n_critic, weight)
+        if self.cfg.per_task_grads == "batched":
+            c_x = _expanded(c_sh, self.K)
+            losses = self._critic_losses(c_x, c_tk, obs, act, target, self.b_critic_x, weight)
+            return self._batched_grads(losses, _leaves(c_x), _leaves(c_tk))
         if self.cfg.per_task_grads == "vmap":
             fn = vmap(grad_and_value(critic_loss_one, argnums=(0, 1)), in_dims=dims)
             (g_sh, g_tk), losses = fn(*args)
@@ -189,6 +272,12 @@ class MultiTaskSAC:
         c_sh, c_tk = (_detached(t) for t in self._critic_params())
         args = (a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor, self.n_critic, weight)
         dims = (None, 0, None, 0, 0, 0, 0, None, None, None if weight is None else 0)
+        if self.cfg.per_task_grads == "batched":
+            a_x = _expanded(a_sh, self.K)
+            losses, logp = self._actor_losses(a_x, a_tk, c_sh, c_tk, obs, noise, alpha, self.b_actor_x, self.b_critic,
+                                              weight)  # fmt: skip
+            G, g_tk, losses = self._batched_grads(losses, _leaves(a_x), _leaves(a_tk))
+            return G, g_tk, losses, logp
         if self.cfg.per_task_grads == "vmap":
             fn = vmap(grad_and_value(actor_loss_one, argnums=(0, 1), has_aux=True), in_dims=dims)
             (g_sh, g_tk), (losses, logp) = fn(*args)
@@ -202,6 +291,13 @@ class MultiTaskSAC:
             return torch.zeros((self.K, 0), device=self.device)
         return torch.cat([g.reshape(self.K, -1) for g in grads], dim=1)
 
+    def _batched_grads(self, losses: torch.Tensor, shared_x: list[torch.Tensor], task: list[torch.Tensor]):
+        """One ordinary backward of ``Σ_i L_i`` with respect to the per-task expanded views of the shared parameters
+        (their gradient's row i is ``∇L_i``: task i's loss only sees its own rows) and the per-task parameters."""
+        grads = torch.autograd.grad(losses.sum(), [*shared_x, *task])
+        n = len(shared_x)
+        return self._stack(list(grads[:n])), list(grads[n:]), losses.detach()
+
     def _loop(self, losses: torch.Tensor, shared: list[torch.Tensor], task: list[torch.Tensor]):
         """The reference code's way: K backward passes through the whole batch's graph, one per task loss."""
         G = per_task_gradients(list(losses), shared) if shared else self._stack([])
@@ -211,24 +307,29 @@ class MultiTaskSAC:
     # ------------------------------------------------------------------ applying gradients
     def _apply(
         self, name: str, opt: torch.optim.Optimizer, shared: list[torch.Tensor], task: list[torch.Tensor],
-        G: torch.Tensor, g_task: list[torch.Tensor], losses: torch.Tensor, info: UpdateInfo,
+        G: torch.Tensor, g_task: list[torch.Tensor], losses: torch.Tensor, info: UpdateInfo, full: bool = True,
     ) -> None:  # fmt: skip
+        """``full``: the aggregator's full call (diagnostics); else :func:`lean_call`, and ``.grad`` are views of
+        the direction (no copy: the optimiser does not write into gradients)."""
         agg = self.aggregators.get(name)
         skipped = False
         if shared:
             if agg is not None:
                 t0 = time.perf_counter()
-                res = agg(G, losses=losses)
-                agg_ms = 1e3 * (time.perf_counter() - t0)
-                info.metrics["aggregator_ms"] = info.metrics.get("aggregator_ms", 0.0) + agg_ms
+                res = agg(G, losses=losses) if full else lean_call(agg, G, losses)
+                if full:
+                    agg_ms = 1e3 * (time.perf_counter() - t0)
+                    info.metrics["aggregator_ms"] = info.metrics.get("aggregator_ms", 0.0) + agg_ms
                 info.results[name] = res
                 direction, skipped = res.direction, res.skipped
             else:
                 direction = G.mean(dim=0)
             offset = 0
+            copy = self.cfg.reference_update
             for p in shared:
                 n = p.numel()
-                p.grad = direction[offset : offset + n].view_as(p).to(p.dtype).clone()
+                g = direction[offset : offset + n].view_as(p).to(p.dtype)
+                p.grad = g.clone() if copy else g
                 offset += n
         for p, g in zip(task, g_task):
             p.grad = g / self.K
@@ -247,16 +348,106 @@ class MultiTaskSAC:
         last observation (``info["final_obs"]``), so it bootstraps from it.
         """
         a_sh, a_tk = self._actor_params()
-        next_a, next_logp, _ = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, next_obs, noise,
-                                                                               self.n_actor)  # fmt: skip
         t_sh, t_tk = self._critic_params(target=True)
-        tq1, tq2 = vmap(twin_q_one, in_dims=(None, 0, 0, 0, None))(t_sh, t_tk, next_obs, next_a, self.n_critic)
+        if self.cfg.reference_update:
+            next_a, next_logp, _ = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, next_obs, noise,
+                                                                                   self.n_actor)  # fmt: skip
+            tq1, tq2 = vmap(twin_q_one, in_dims=(None, 0, 0, 0, None))(t_sh, t_tk, next_obs, next_a, self.n_critic)
+        else:  # the same functions on the task-batched networks
+            next_a, next_logp, _ = policy_one(a_sh, a_tk, next_obs, noise, self.b_actor)
+            tq1, tq2 = twin_q_one(t_sh, t_tk, next_obs, next_a, self.b_critic)
         soft_q = torch.minimum(tq1, tq2) - alpha[:, None] * next_logp
         return reward + self.cfg.gamma * (1.0 - terminated) * soft_q
 
     def update(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> UpdateInfo:
         """One SAC update on a ``[K, B, ...]`` batch (keys obs, action, reward, next_obs, terminated; optional
-        weight, ``[K, B]`` per-sample weights of the task losses)."""
+        weight, ``[K, B]`` per-sample weights of the task losses).
+
+        Every ``agent.diagnostics_every``-th update (the first included) is a diagnostic one: the aggregators' full
+        call (their statistics in ``info.results``) and the losses, α and metrics in ``info``; the others return
+        only the results' ``skipped`` flags (no host synchronisation for metrics). The parameters after an update
+        do not depend on it. ``agent.reference_update=true``: the update as it was before issue 14 (tests)."""
+        if self.cfg.reference_update:
+            return self._update_reference(batch, generator)
+        cfg, K = self.cfg, self.K
+        obs, act, rew = batch["obs"], batch["action"], batch["reward"]
+        next_obs, term = batch["next_obs"], batch["terminated"]
+        weight = batch.get("weight")
+        B = obs.shape[1]
+        diag = self.n_updates % cfg.diagnostics_every == 0
+        info = UpdateInfo(diagnostics=diag)
+        alpha = self.log_alpha.detach().exp().expand(K)
+
+        # --- critic
+        noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
+        target = self.critic_target(rew, next_obs, term, noise, alpha)
+        c_sh, c_tk = self._critic_params()
+        if "critic" in self.aggregators and c_sh["q1"]:
+            G, g_tk, closs = self.critic_task_grads(obs, act, target, weight)
+            self._apply("critic", self.critic_opt, _leaves(c_sh), _leaves(c_tk), G, g_tk, closs, info, full=diag)
+        else:  # no aggregator: the plain backward of the mean loss (trunk: g0; each head: ∇L_i / K)
+            closs = self._critic_losses(c_sh, c_tk, obs, act, target, self.b_critic, weight)
+            self.critic_opt.zero_grad(set_to_none=True)
+            closs.mean().backward()
+            self.critic_opt.step()
+            closs = closs.detach()
+
+        # --- actor (critic fixed)
+        noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
+        a_sh, a_tk = self._actor_params()
+        if "actor" in self.aggregators and a_sh:
+            G, g_tk, aloss, logp = self.actor_task_grads(obs, noise, alpha, weight)
+            self._apply("actor", self.actor_opt, _leaves(a_sh), _leaves(a_tk), G, g_tk, aloss, info, full=diag)
+        else:
+            cd_sh, cd_tk = (_detached(t) for t in self._critic_params())
+            aloss, logp = self._actor_losses(a_sh, a_tk, cd_sh, cd_tk, obs, noise, alpha, self.b_actor, self.b_critic,
+                                             weight)  # fmt: skip
+            self.actor_opt.zero_grad(set_to_none=True)
+            aloss.mean().backward()
+            self.actor_opt.step()
+            aloss = aloss.detach()
+
+        # --- temperature
+        logp = logp.detach()
+        alpha_losses = self._alpha_losses(logp)
+        self.alpha_opt.zero_grad(set_to_none=True)
+        if cfg.alpha == "per_task" or "alpha" not in self.aggregators:  # per task, or the mean loss's gradient
+            (alpha_losses.sum() if cfg.alpha == "per_task" else alpha_losses.mean()).backward()
+            self.alpha_opt.step()
+        else:
+            G = torch.stack([torch.autograd.grad(alpha_losses[i], self.log_alpha, retain_graph=i < K - 1)[0]
+                             for i in range(K)])  # fmt: skip
+            self._apply("alpha", self.alpha_opt, [self.log_alpha], [], G, [], alpha_losses.detach(), info, full=diag)
+
+        # --- targets (Polyak)
+        with torch.no_grad():
+            torch._foreach_lerp_(self._polyak[0], self._polyak[1], cfg.tau)
+
+        # --- after-step hooks (only of methods that have one: the base hook does nothing)
+        before = {"critic": closs, "actor": aloss, "alpha": alpha_losses.detach()}
+        for name, agg in self.aggregators.items():
+            if type(agg).step is Aggregator.step:
+                continue
+            res = info.results.get(name)
+            if (res is not None and res.skipped) or not bool(torch.isfinite(before[name]).all()):
+                continue  # a skipped or non-finite update must not reach the method's state
+            losses = before[name]
+            if agg.uses_losses:
+                losses = self._post_step_losses(name, obs, act, target, noise, alpha, weight, logp)
+            if bool(torch.isfinite(losses).all()):
+                agg.step(losses)
+
+        self.n_updates += 1
+        if diag:
+            info.critic_losses, info.actor_losses = closs.cpu().numpy(), aloss.cpu().numpy()
+            info.alphas = self.alphas().cpu().numpy()
+            m = torch.stack([closs.mean(), aloss.mean(), alpha_losses.detach().mean(), -logp.mean()]).tolist()
+            info.metrics.update(zip(("critic_loss", "actor_loss", "alpha_loss", "entropy"), m))
+        return info
+
+    def _update_reference(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None) -> UpdateInfo:
+        """The update as it was before the fixed-cost work of issue 14 (every update a diagnostic one): what
+        ``tests/test_overhead.py`` compares :meth:`update` with."""
         cfg, K = self.cfg, self.K
         obs, act, rew = batch["obs"], batch["action"], batch["reward"]
         next_obs, term = batch["next_obs"], batch["terminated"]
@@ -324,6 +515,11 @@ class MultiTaskSAC:
         if name == "alpha":
             return self._alpha_losses(logp)
         c_sh, c_tk = self._critic_params()
+        if not self.cfg.reference_update:
+            if name == "critic":
+                return L.critic_losses_all(c_sh, c_tk, obs, act, target, self.b_critic, weight)
+            a_sh, a_tk = self._actor_params()
+            return L.actor_losses_all(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.b_actor, self.b_critic, weight)[0]
         wdim = None if weight is None else 0
         if name == "critic":
             return vmap(critic_loss_one, in_dims=(None, 0, 0, 0, 0, None, wdim))(c_sh, c_tk, obs, act, target,
@@ -366,6 +562,13 @@ class MultiTaskSAC:
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
+        for opt in (self.actor_opt, self.critic_opt, self.alpha_opt):  # a checkpoint's groups carry its dispatch
+            for group in opt.param_groups:
+                group["fused"], group["foreach"] = self._adam.get("fused"), self._adam.get("foreach")
+                for p in group["params"]:  # fused Adam keeps its step count on the parameter's device
+                    st = opt.state.get(p, {})
+                    if self._adam.get("fused") and torch.is_tensor(st.get("step")):
+                        st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
         for k, a in self.aggregators.items():
             a.load_state_dict(state["aggregators"][k])
         self.n_updates = int(state["n_updates"])

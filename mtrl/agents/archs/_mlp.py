@@ -75,6 +75,7 @@ class TaskMLP(nn.Module):
             target[f"w{layer}"] = nn.Parameter(w)
             target[f"b{layer}"] = nn.Parameter(b)
         self.forward_one = functools.partial(mlp_one, n_linear=self.n_linear)
+        self.forward_all = functools.partial(mlp_batched, n_linear=self.n_linear)
 
     def params(self) -> tuple[Params, Params]:
         """``(shared, task)`` parameter dicts (the live tensors)."""
@@ -86,6 +87,23 @@ def mlp_one(shared: Params, task: Params, x: torch.Tensor, n_linear: int) -> tor
     for layer in range(n_linear):
         src = shared if f"w{layer}" in shared else task
         x = x @ src[f"w{layer}"] + src[f"b{layer}"]
+        if layer < n_linear - 1:
+            x = torch.relu(x)
+    return x
+
+
+def mlp_batched(shared: Params, task: Params, x: torch.Tensor, n_linear: int) -> torch.Tensor:
+    """All tasks at once without ``vmap``: ``x`` ``[K, B, in]`` -> ``[K, B, out]``, per-task layers as batched
+    matmuls. A shared parameter may be given as is (``[in, out]``, ``[out]``) or expanded to one view per task
+    (``[K, in, out]``, ``[K, out]``, e.g. ``w.expand(K, *w.shape)``): the gradient with respect to the expanded
+    view then holds the K per-task gradients (task k's rows only see task k's samples), from one backward pass."""
+    for layer in range(n_linear):
+        src = shared if f"w{layer}" in shared else task
+        w, b = src[f"w{layer}"], src[f"b{layer}"]
+        if w.dim() == 3:
+            x = torch.baddbmm(b.unsqueeze(-2), x, w)
+        else:
+            x = torch.addmm(b, x.flatten(0, -2), w).view(*x.shape[:-1], w.shape[-1])
         if layer < n_linear - 1:
             x = torch.relu(x)
     return x
