@@ -72,7 +72,10 @@ def test_logs_metrics_jsonl_and_tensorboard(tmp_path: Path) -> None:
 
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
-    tags = set(acc.Tags()["scalars"])
+    per_epoch = EventAccumulator(str(tmp_path / "tb" / "epoch"))  # x = epoch
+    per_epoch.Reload()
+    assert [e.step for e in per_epoch.Scalars("test/delta_m")] == [1, 2]
+    tags = set(acc.Tags()["scalars"]) | set(per_epoch.Tags()["scalars"])
     for tag in ("train/segmentation_loss", "train/normal_loss", "test/delta_m", "test/miou", "aggregator/cos_theta",
                 "aggregator/imbalance_ratio", "aggregator/conflict_frac", "aggregator/pareto_failure",
                 "aggregator/weight/depth", "aggregator/grad_norm/normal", "time/iter_ms"):  # fmt: skip

@@ -6,14 +6,17 @@
     python -m mtrl.supervised.train benchmark=nyuv2 data=synthetic aggregator=imgrad     # no download needed
 
 Mistakes (unknown aggregator or keyword, a data root without the expected layout, bad numbers, a corrupt or
-mismatched checkpoint) end with one ``mtrl.supervised.train: error: ...`` line and exit status 2.
+mismatched checkpoint) end with one ``mtrl.supervised.train: error: ...`` line and exit status 2; the checkpoint a
+resume names is checked before Hydra writes anything (a refused resume leaves its run untouched).
 """
 
 from __future__ import annotations
 
+import sys
+
 from mtrl import _cli
 from mtrl.checkpoint import CheckpointError, RunLockedError
-from mtrl.supervised.trainer import ConfigError, check_config, train
+from mtrl.supervised.trainer import ConfigError, precheck, train
 
 PROG = "mtrl.supervised.train"
 
@@ -21,7 +24,13 @@ PROG = "mtrl.supervised.train"
 def main() -> None:
     """``python -m mtrl.supervised.train [overrides]``: one-line errors for bad configs, then Hydra runs ``train``."""
     errors = (ConfigError, CheckpointError, RunLockedError)
-    _cli.main(PROG, "supervised", "aggregator_kwargs", check_config, train, errors)
+    _cli.main(PROG, "supervised", "aggregator_kwargs", _precheck, train, errors)
+
+
+def _precheck(cfg) -> None:
+    """Config, then the checkpoint a resume names, then the run directory's lock: all before Hydra writes."""
+    sweep = any(a in ("-m", "--multirun") for a in sys.argv[1:])  # sweep jobs may run in other processes
+    precheck(cfg, _cli.explicit_run_dir(), lock=not sweep)
 
 
 if __name__ == "__main__":

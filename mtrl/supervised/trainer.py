@@ -20,7 +20,8 @@ TensorBoard tags: ``train/<task>_loss``, ``train/lr``, ``train/skipped_updates``
 ``time/aggregator_ms``, ``aggregator/weight/<task>``, ``aggregator/grad_norm/<task>``,
 ``aggregator/cos_to_direction/<task>``, ``aggregator/imbalance_ratio``, ``aggregator/cos_theta``,
 ``aggregator/conflict_frac``, ``aggregator/pareto_failure``, ``aggregator/solver_ms`` (window means, x = iteration);
-``test/<metric>``, ``test/<task>_loss``, ``test/delta_m`` and ``train_epoch/<task>_loss`` (x = epoch).
+``test/<metric>``, ``test/<task>_loss``, ``test/delta_m`` and ``train_epoch/<task>_loss`` (x = epoch, in ``tb/epoch/``;
+a resume purges what the interrupted run logged after its checkpoint from both).
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ from mtrl._io import JsonlRecords, atomic_write_text
 from mtrl._io import remove_temp_files as remove_text_temp_files
 from mtrl.aggregators import aggregate_backward, make_aggregator
 from mtrl.checkpoint import (
+    ABANDONED,
+    CheckpointError,
+    abandon_newer,
     continued_run_dir,
-    load_checkpoint,
+    find_resume_checkpoint,
     lock_run_dir,
     remove_temp_files,
-    resume_checkpoint_path,
     save_checkpoint,
 )
 from mtrl.supervised import metrics as M
@@ -224,22 +227,31 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, cfg: DictConfig, device
 
 # ====================================================================== logging
 class _Writer:
-    """TensorBoard scalars (one tag per scalar) and ``metrics.jsonl`` (rewritten atomically)."""
+    """TensorBoard scalars and ``metrics.jsonl`` (rewritten atomically).
 
-    def __init__(self, out_dir: Path, enabled: bool) -> None:
+    Two event streams, one x-axis each, so that a resume can purge both: ``tb/`` (x = iteration: ``train/``,
+    ``aggregator/``, ``time/``) and ``tb/epoch/`` (x = epoch: ``test/``, ``val/``, ``train_epoch/``). ``purge``
+    (on resume: ``(iteration + 1, epoch + 1)`` of the checkpoint) drops what the interrupted run logged after the
+    checkpoint, so each step appears once.
+    """
+
+    def __init__(self, out_dir: Path, enabled: bool, purge: tuple[int, int] | None = None) -> None:
         self.out_dir = out_dir
         self.metrics = JsonlRecords(out_dir / METRICS_FILE)
-        self.tb = None
+        self.tb = self.tb_epoch = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(out_dir / "tb"))
+            it, ep = purge if purge is not None else (None, None)
+            self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=it)
+            self.tb_epoch = SummaryWriter(str(out_dir / "tb" / "epoch"), purge_step=ep)
 
-    def scalars(self, values: dict[str, float], step: int) -> None:
-        if self.tb is not None:
+    def scalars(self, values: dict[str, float], step: int, per_epoch: bool = False) -> None:
+        tb = self.tb_epoch if per_epoch else self.tb
+        if tb is not None:
             for k, v in values.items():
                 if v is not None and math.isfinite(float(v)):
-                    self.tb.add_scalar(k, float(v), step)
+                    tb.add_scalar(k, float(v), step)
 
     def text(self, tag: str, text: str) -> None:
         if self.tb is not None:
@@ -256,9 +268,10 @@ class _Writer:
         return self.metrics.records
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.flush()
-            self.tb.close()
+        for tb in (self.tb, self.tb_epoch):
+            if tb is not None:
+                tb.flush()
+                tb.close()
 
 
 def _window_add(window: dict[str, list[float]], tasks: list[str], res: Any) -> None:
@@ -280,6 +293,46 @@ def _means(window: dict[str, list[float]]) -> dict[str, float]:
         if finite:
             out[k] = float(np.mean(finite))
     return out
+
+
+# ====================================================================== resume
+# a checkpoint loaded by the command line's check before Hydra starts (key -> (path, payload)), reused by ``train``
+_PRELOADED: dict[str, tuple[Path, dict[str, Any]]] = {}
+
+
+def _fingerprint(cfg: DictConfig, n_train: int | None = None) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it (``n_train`` is known once the data is read)."""
+    return {"benchmark": cfg.benchmark.name, "tasks": ",".join(task_names(cfg)), "arch": str(cfg.model.arch),
+            "width": float(cfg.model.width), "attention": bool(cfg.model.attention), "shared": str(cfg.shared),
+            "grad_scale": str(cfg.grad_scale), "aggregator": str(cfg.aggregator),
+            "synthetic": bool(cfg.data.synthetic), "n_train": n_train}  # fmt: skip
+
+
+def load_resume(cfg: DictConfig, ckpt_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint ``cfg.resume`` names, checked against the config (``n_train`` is checked once the data is
+    read). ``resume=true``: the newest intact checkpoint (a corrupt newest one is reported in one line and the
+    next older one used); the one the command line's check loaded already is reused."""
+    key = f"{cfg.resume}|{Path(ckpt_dir).resolve()}"
+    if key in _PRELOADED:
+        return _PRELOADED.pop(key)
+    return find_resume_checkpoint(cfg.resume, ckpt_dir, _fingerprint(cfg), skip=("n_train",))
+
+
+def precheck(cfg: DictConfig, run_dir: str | Path | None, lock: bool = True) -> None:
+    """The command line's check before Hydra creates anything: the config, then the checkpoint a resume names
+    (a refused resume costs one line and writes nothing), then the run directory's lock."""
+    check_config(cfg)
+    resume = cfg.resume not in (False, None, "false")
+    run_dir = cfg.get("out_dir") or (continued_run_dir(cfg.resume) if resume else None) or run_dir
+    if run_dir is None:
+        return
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if resume:
+        found = load_resume(cfg, ckpt_dir)
+        if found is not None:
+            _PRELOADED[f"{cfg.resume}|{ckpt_dir.resolve()}"] = found
+    if lock:
+        lock_run_dir(run_dir)  # before Hydra writes .hydra/ and train.log into it
 
 
 # ====================================================================== training
@@ -316,6 +369,14 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     task_kinds = None if name == "celeba" else dict(cfg.benchmark.tasks)
     K = len(tasks)
 
+    # --- resume: the checkpoint is read and checked against the config before anything is built or written
+    ckpt_dir = out_dir / "checkpoints"
+    resumed = None
+    if cfg.resume not in (False, None, "false"):
+        resumed = load_resume(cfg, ckpt_dir)
+        if resumed is None:
+            log.warning("resume=%s: no checkpoint in %s yet, starting from scratch", cfg.resume, ckpt_dir)
+
     # --- data
     train_set, eval_sets = build_datasets(cfg, out_dir)
     bs = int(cfg.optim.batch_size)
@@ -338,37 +399,50 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         optimizer, step_size=int(step_size or 10**9), gamma=float(cfg.optim.lr_gamma)
     )
 
-    # --- resume
-    ckpt_dir = out_dir / "checkpoints"
-    fingerprint = {"benchmark": name, "tasks": ",".join(tasks), "arch": str(cfg.model.arch),
-                   "width": float(cfg.model.width), "attention": bool(cfg.model.attention), "shared": str(cfg.shared),
-                   "grad_scale": str(cfg.grad_scale), "aggregator": str(cfg.aggregator),
-                   "synthetic": bool(cfg.data.synthetic), "n_train": len(train_set)}  # fmt: skip
-    writer = _Writer(out_dir, bool(cfg.train.tensorboard))
+    # --- start or resume
+    fingerprint = _fingerprint(cfg, len(train_set))
     epoch, batch_pos, iteration, n_skipped = 0, 0, 0, 0
     perm_batches: list[list[int]] | None = None
     loader_seed = 0
     epoch_sums = [0.0] * K
     epoch_count = 0
-    path = resume_checkpoint_path(cfg.resume, ckpt_dir)
-    if path is not None:
-        state = load_checkpoint(path, fingerprint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        aggregator.load_state_dict(state["aggregator"])
-        seeding.set_state(rngs, state["rng"])
-        epoch, batch_pos, iteration = int(state["epoch"]), int(state["batch"]), int(state["iteration"])
-        n_skipped = int(state["n_skipped"])
-        perm_batches, loader_seed = state["batches"], int(state["loader_seed"])
-        epoch_sums, epoch_count = list(state["epoch_sums"]), int(state["epoch_count"])
-        writer.restore(epoch)
+    if resumed is not None:
+        path, state = resumed
+        theirs = state.get("fingerprint", {}).get("n_train")
+        if theirs != fingerprint["n_train"]:
+            raise CheckpointError(f"checkpoint {path} does not match this run (n_train: checkpoint {theirs!r} vs run "
+                                  f"{fingerprint['n_train']!r}); refusing to resume, file kept")  # fmt: skip
+        try:  # a checkpoint of another code version (missing key, renamed parameter, other shapes): one line
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            aggregator.load_state_dict(state["aggregator"])
+            seeding.set_state(rngs, state["rng"])
+            epoch, batch_pos, iteration = int(state["epoch"]), int(state["batch"]), int(state["iteration"])
+            n_skipped = int(state["n_skipped"])
+            perm_batches, loader_seed = state["batches"], int(state["loader_seed"])
+            epoch_sums, epoch_count = list(state["epoch_sums"]), int(state["epoch_count"])
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+            why = str(err).strip().split("\n")[0][:200]
+            raise CheckpointError(
+                f"checkpoint {path} cannot be restored into this code version "
+                f"({type(err).__name__}: {why}); refusing to resume, file kept"
+            ) from None
+        del state
         log.info("resumed from %s (epoch %d, batch %d)", path, epoch, batch_pos)
-    elif cfg.resume not in (False, None, "false"):
-        log.warning("resume=%s: no checkpoint in %s yet, starting from scratch", cfg.resume, ckpt_dir)
+        newer = abandon_newer(path.parent, iteration)
+        if newer:  # a later resume=true must continue this branch, not the one left behind
+            log.warning("resumed from the older %s: %d newer checkpoint(s) moved to %s", path.name, len(newer),
+                        path.parent / ABANDONED)  # fmt: skip
+    # TensorBoard (after the resume): what the interrupted run logged after the checkpoint is purged
+    writer = _Writer(out_dir, bool(cfg.train.tensorboard),
+                     purge=(iteration + 1, epoch + 1) if resumed is not None else None)  # fmt: skip
+    if resumed is not None:
+        writer.restore(epoch)
     text = OmegaConf.to_yaml(cfg, resolve=True)
     atomic_write_text(out_dir / "resolved_config.yaml", text)
-    writer.text("config", text)
+    if resumed is None:
+        writer.text("config", text)
 
     def checkpoint() -> Path:
         payload = {
@@ -498,7 +572,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 scal.update({f"val/{k}": v for k, v in results["val"].items() if not k.startswith("f1/")})
             if dm is not None:
                 scal["test/delta_m"] = dm
-            writer.scalars(scal, epoch)
+            writer.scalars(scal, epoch, per_epoch=True)
             last = rec
             headline = f"dm={dm:+.2f}%" if dm is not None else f"f1={test.get('f1_mean', float('nan')):.4f}"
             shown = M.DENSE_METRICS.get(name, ("f1_mean", "acc_mean"))
