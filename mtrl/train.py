@@ -280,6 +280,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     ckpt_dir = out_dir / "checkpoints"
     remove_temp_files(ckpt_dir)
     remove_text_temp_files(out_dir)
+    log.info("run directory: %s (building the %s environments, %d tasks)", out_dir.resolve(), cfg.env.name, K)
 
     # --- resume: the checkpoint is read and checked against the config before anything is built or written
     resumed = None
@@ -403,6 +404,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     first_update = max(warmup, 1)  # the step whose update ends warm-up: train.warmup_updates updates there
     last_eval: dict[str, Any] | None = logger.records[-1] if logger.records else None
     bar = _progress(t_cfg.progress, total, step)
+    progress = Progress(total, step, first_update, agent.n_updates)
     t_window, steps_window, env_time = time.perf_counter(), 0, 0.0
     try:
         if step == 0 and t_cfg.eval_at_start:  # the untrained policy (fb/mtrl evaluates at step 0)
@@ -440,21 +442,27 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 skipped_in_a_row = skipped_in_a_row + 1 if any(r.skipped for r in info.results.values()) else 0
                 if skipped_in_a_row >= max_skipped:
                     check_finite(f"{skipped_in_a_row} updates in a row skipped (non-finite gradients or losses)")
+            progress.after_updates(step, agent.n_updates)  # the ETA's clock starts when warm-up is over
 
-            # --- log, evaluate, checkpoint
+            # --- log (and a plain progress line: stdout and train.log), evaluate, checkpoint
             if step % int(t_cfg.log_every) == 0 or step == total:
                 check_finite()
                 dt = time.perf_counter() - t_window
                 sps = steps_window * K / max(dt, 1e-9)
-                logger.flush(step, {"time/sps": sps, "time/env_ms": 1e3 * env_time / max(steps_window, 1),
-                                    "train/skipped_updates": float(sum(agent.n_skipped.values()))})  # fmt: skip
+                window = logger.flush(step, {
+                    "time/sps": sps, "time/env_ms": 1e3 * env_time / max(steps_window, 1),
+                    "train/skipped_updates": float(sum(agent.n_skipped.values()))})  # fmt: skip
                 t_window, steps_window, env_time = time.perf_counter(), 0, 0.0
+                progress.episodes += int(window.get("rollout/episodes", 0))
                 if bar is not None:
-                    bar.set_postfix(sps=f"{sps:.0f}", success=_fmt(last_eval), refresh=False)
+                    bar.clear()
+                log.info(progress.line(step, agent.n_updates, last_eval))
+                if bar is not None:
+                    bar.set_postfix(sps=f"{sps:.0f}", success=_fmt(last_eval), eta=progress.eta(step), refresh=False)
             if step % int(t_cfg.eval_every) == 0 or step == total:
                 last_eval = run_eval()
                 if bar is not None:
-                    bar.set_postfix(success=_fmt(last_eval), refresh=False)
+                    bar.set_postfix(success=_fmt(last_eval), eta=progress.eta(step), refresh=False)
             if step % int(t_cfg.checkpoint_every) == 0 or step == total:
                 checkpoint()
             if bar is not None:
@@ -501,13 +509,74 @@ def _load_resume(cfg: DictConfig, ckpt_dir: Path) -> tuple[Path, dict[str, Any]]
 
 
 def _progress(setting: Any, total: int, initial: int):
-    """A tqdm bar (steps, SPS, last eval success, ETA); off when stderr is not a terminal unless forced."""
+    """A tqdm bar (steps, SPS, last eval success, ETA); off when stderr is not a terminal unless forced.
+
+    tqdm's own remaining time is left out of the bar: it counts the warm-up steps (random actions, no updates,
+    hundreds of times faster) as training and swung from 11 h to 235 h; the bar shows :class:`Progress`'s ETA."""
     enabled = sys.stderr.isatty() if setting == "auto" else bool(setting)
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.05)
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.05,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")  # fmt: skip
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """The run's progress, for a plain line every ``train.log_every`` steps (stdout and ``train.log``, terminal or
+    not) and the bar's ETA.
+
+    Rates and the ETA count only what follows warm-up (the step whose update ends warm-up, with its
+    ``train.warmup_updates`` updates, included in warm-up; after a resume past warm-up: what follows the resume),
+    evaluations and checkpoints included: ``ETA = (total − step) / (steps per second since warm-up)``. Before that
+    the ETA is unknown and says so. ``episodes`` counts the training episodes (all tasks) finished by this process.
+
+    Args:
+        total, step: the run's last step and the step it starts from (per task).
+        first_update: the step that ends warm-up.
+        n_updates: the agent's update counter now.
+        clock: seconds (``time.perf_counter``; tests pass their own).
+    """
+
+    def __init__(self, total: int, step: int, first_update: int, n_updates: int = 0, clock=time.perf_counter) -> None:
+        self.total, self.first_update, self.clock = int(total), int(first_update), clock
+        self.t0 = clock()
+        self.episodes = 0
+        self.base: tuple[float, int, int] | None = None  # (time, step, updates) when warm-up was over
+        self.after_updates(step, n_updates)
+
+    def after_updates(self, step: int, n_updates: int) -> None:
+        """Called after each step's updates: starts the clock of the rates at the first step past warm-up."""
+        if self.base is None and step >= self.first_update:
+            self.base = (self.clock(), int(step), int(n_updates))
+
+    def rates(self, step: int, n_updates: int = 0) -> tuple[float, float] | None:
+        """``(steps/s, updates/s)`` since warm-up, or ``None`` before a step after warm-up has been timed."""
+        if self.base is None or step <= self.base[1]:
+            return None
+        dt = max(self.clock() - self.base[0], 1e-9)
+        return (step - self.base[1]) / dt, (n_updates - self.base[2]) / dt
+
+    def eta(self, step: int) -> str:
+        r = self.rates(step)
+        if step >= self.total:
+            return "0:00:00"
+        if r is None:
+            return "after warm-up" if self.base is None else "-"
+        return _hms((self.total - step) / r[0])
+
+    def line(self, step: int, n_updates: int, last_eval: dict[str, Any] | None) -> str:
+        r = self.rates(step, n_updates)
+        phase = " warm-up (random actions, no updates)" if step < self.first_update else ""
+        ev = "-" if last_eval is None else f"{_fmt(last_eval)} (step {last_eval['step']})"
+        return (f"progress: step {step}/{self.total} ({100.0 * step / max(self.total, 1):.1f}%){phase} | "
+                f"episodes {self.episodes} | {'-' if r is None else f'{r[1]:.2f}'} updates/s | "
+                f"last eval success {ev} | elapsed {_hms(self.clock() - self.t0)} | ETA {self.eta(step)}")  # fmt: skip
 
 
 def _fmt(rec: dict[str, Any] | None) -> str:
