@@ -31,9 +31,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mtrl import _cli, seeding
+from mtrl import _cli, _threads, seeding
 from mtrl._io import remove_temp_files as remove_text_temp_files
 from mtrl.agents import ALPHAS, ARCHITECTURES, INITS, LOSSES, REPLAYS, MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
+from mtrl.agents.sac import PER_TASK_GRADS
 from mtrl.aggregators import make_aggregator
 from mtrl.checkpoint import (
     CheckpointError,
@@ -113,8 +114,17 @@ def check_config(cfg: DictConfig) -> None:
         make_aggregator(str(a.aggregator), **_kwargs(a))
     except (ValueError, TypeError) as err:
         raise ConfigError(f"agent.aggregator: {err}") from None
-    if a.per_task_grads not in ("vmap", "loop"):
-        raise ConfigError(f"agent.per_task_grads must be vmap or loop, got {a.per_task_grads!r}")
+    if a.per_task_grads not in PER_TASK_GRADS:
+        raise ConfigError(f"agent.per_task_grads must be one of {', '.join(PER_TASK_GRADS)}, got {a.per_task_grads!r}")
+    every = a.get("diagnostics_every", 10)  # issue 14: the aggregators' diagnostics every n updates
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"agent.diagnostics_every must be an integer >= 1, got {every!r}")
+    if a.get("compile", False) not in (True, False):
+        raise ConfigError(f"agent.compile must be true or false, got {a.get('compile')!r}")
+    try:
+        _threads.check_torch_threads(t.get("torch_threads", _threads.AUTO))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     K = len(task_names(e))
     if e.get("task_id") == "none" and K > 1 and a.arch != "shared":
         raise ConfigError(f"env.task_id=none with agent.arch={a.arch}: heads would still tell the tasks apart; "
@@ -203,6 +213,7 @@ def build_agent(cfg: DictConfig, obs_dim: int, act_dim: int, num_tasks: int, dev
         aggregate_on=tuple(str(x) for x in a_cfg.aggregate_on), per_task_grads=str(a_cfg.per_task_grads),
         alpha=str(a_cfg.alpha), init=str(a_cfg.init), task_names=tuple(task_names(cfg.env)),
         task_id_dims=num_tasks if str(cfg.env.get("task_id", "onehot")) == "onehot" else 0,
+        diagnostics_every=int(a_cfg.get("diagnostics_every", 10)), compile=bool(a_cfg.get("compile", False)),
     )  # fmt: skip
     return MultiTaskSAC(obs_dim, act_dim, num_tasks, sac_cfg, aggregators, device=device)
 
@@ -264,8 +275,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     check_config(cfg)
     out_dir = Path(out_dir)
     t_cfg, a_cfg = cfg.train, cfg.agent
-    if t_cfg.torch_threads:
-        torch.set_num_threads(int(t_cfg.torch_threads))
+    threads = _threads.set_torch_threads(t_cfg.get("torch_threads", _threads.AUTO))  # auto: see mtrl/_threads.py
+    log.info("torch threads: %d (train.torch_threads=%s)", threads, t_cfg.get("torch_threads", _threads.AUTO))
     device = _device(str(cfg.device))
     names = task_names(cfg.env)
     K = len(names)
@@ -438,7 +449,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     batch = buffer.sample(batch_per_task, rngs.numpy, device)
                 info = agent.update(batch, rngs.torch)
                 info.metrics["update_ms"] = 1e3 * (time.perf_counter() - t0)
-                logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results)
+                if info.diagnostics:  # every agent.diagnostics_every-th update carries losses, α and diagnostics
+                    logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results)
+                else:
+                    logger.add_scalar("time/update_ms", info.metrics["update_ms"])
                 skipped_in_a_row = skipped_in_a_row + 1 if any(r.skipped for r in info.results.values()) else 0
                 if skipped_in_a_row >= max_skipped:
                     check_finite(f"{skipped_in_a_row} updates in a row skipped (non-finite gradients or losses)")
