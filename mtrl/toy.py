@@ -5,11 +5,17 @@
 by hand (vectorised over the starts in numpy; a test checks them against torch autograd), so the aggregator
 call dominates the cost.
 
-    python -m mtrl.toy preset=imgrad_fig2 methods=[ls,pcgrad,cagrad,nashmtl,imgrad] steps=35000 out=toy_out
+    python -m mtrl.toy preset=imgrad_fig2                     # 5 methods x 5 starts x 35,000 steps -> outputs/toy/
+    python -m mtrl.toy preset=cagrad steps=2000 methods=[ls,imgrad]   # a quick look
+    python -m mtrl.toy                                        # runs nothing: prints what a preset would run
 
-Writes ``<out>/toy.csv`` (one row per preset, method and start), ``<out>/toy_<preset>.png`` (trajectories over
-the contours of the mean loss) and prints a table with the final point, the distances to the Pareto front
-(``x2 ≈ −8.3552, x1 ∈ [−7, 7]``) and to the optimum of the mean (``(0, −8.3552)``), and the final losses.
+A preset must be named (``preset=``): without one nothing runs (the full default is 25 jobs of 35,000 Adam steps).
+Writes ``<out>/toy.csv`` (one row per preset, method and start; rows of other presets are kept),
+``<out>/toy_<preset>.png`` (trajectories over the contours of the mean loss) and ``<out>/trajectories_<preset>.npz``;
+``out`` defaults to ``outputs/toy`` (not committed; the committed results in ``benchmarks/results/toy*`` are
+regenerated only with an explicit ``out=``). Prints a table with the final point, the distances to the Pareto
+front (``x2 ≈ −8.3552, x1 ∈ [−7, 7]``) and to the optimum of the mean (``(0, −8.3552)``), the final losses, and the
+time per method: wall seconds and CPU seconds (``time.process_time`` of the worker), each summed over its starts.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ FRONT_X2 = -8.3552
 OPTIMUM = (0.0, FRONT_X2)
 STARTS = ((-8.5, 7.5), (0.0, 0.0), (9.0, 9.0), (-7.5, -0.5), (9.0, -1.0))
 PRESETS = {"imgrad_fig2": (0.9, 0.1), "nashmtl": (0.1, 1.0), "cagrad": (1.0, 1.0)}
+DEFAULT_OUT = Path("outputs/toy")  # relative to the working directory; /outputs/ is not committed
 
 
 def losses_and_grads(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +85,8 @@ class ToyRun:
     trajectories: np.ndarray  # [n_starts, n_records, 2]
     pareto_failure_frac: np.ndarray  # [n_starts]
     solver_failures: int
-    seconds: float
+    seconds: float  # wall time (time.perf_counter)
+    cpu_seconds: float = 0.0  # CPU time of the process that ran it (time.process_time)
 
 
 def run_method(
@@ -109,7 +117,7 @@ def run_method(
     traj = [x.copy()]
     failures = np.zeros(n)
     d = np.zeros_like(x)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for step in range(1, steps + 1):
         L, grads = losses_and_grads(x)
         grads = grads * w
@@ -134,6 +142,7 @@ def run_method(
         failures / steps,
         sum(a.n_solver_failures for a in aggs),
         time.perf_counter() - t0,
+        time.process_time() - c0,
     )
 
 
@@ -151,6 +160,7 @@ def _merge(parts: list[ToyRun]) -> ToyRun:
         np.concatenate([p.pareto_failure_frac for p in parts]),
         sum(p.solver_failures for p in parts),
         sum(p.seconds for p in parts),
+        sum(p.cpu_seconds for p in parts),
     )
 
 
@@ -203,10 +213,10 @@ def main() -> None:
 
     @hydra.main(config_path=config_dir(), config_name="toy", version_base="1.3")
     def _main(cfg: DictConfig) -> None:
-        preset = str(cfg.preset)
+        preset = None if cfg.preset is None else str(cfg.preset)
         methods = list(cfg.methods) if not isinstance(cfg.methods, str) else [cfg.methods]
         try:
-            if preset not in PRESETS:
+            if preset is not None and preset not in PRESETS:
                 raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
             if int(cfg.steps) < 1 or float(cfg.lr) <= 0 or int(cfg.record_every) < 1:
                 raise ValueError("steps and record_every must be >= 1 and lr > 0")
@@ -215,9 +225,12 @@ def main() -> None:
                 make_aggregator(m, **kwargs[m])
         except (ValueError, TypeError) as e:
             sys.exit(f"mtrl.toy: error: {e}")
+        out = Path(str(cfg.out)) if cfg.out is not None else DEFAULT_OUT
+        if preset is None:  # a bare ``python -m mtrl.toy`` must not start minutes of work unasked
+            print(_plan(methods, int(cfg.steps), int(cfg.n_jobs), out))
+            sys.exit(2)
         from joblib import Parallel, delayed
 
-        out = Path(str(cfg.out))
         out.mkdir(parents=True, exist_ok=True)
         print(
             f"toy: preset {preset} weights {PRESETS[preset]}, {len(methods)} methods x {len(STARTS)} starts x "
@@ -246,8 +259,8 @@ def main() -> None:
         for done, (i, part) in enumerate(results, start=1):
             parts[i] = part
             m, k = jobs[i]
-            print(f"  [{done}/{len(jobs)}] {m} from {STARTS[k]}: {part.seconds:.1f} s "
-                  f"({time.perf_counter() - t0:.0f} s elapsed)", flush=True)  # fmt: skip
+            print(f"  [{done}/{len(jobs)}] {m} from {STARTS[k]}: {part.seconds:.1f} s wall, {part.cpu_seconds:.1f} s "
+                  f"CPU ({time.perf_counter() - t0:.0f} s elapsed)", flush=True)  # fmt: skip
         runs = [_merge([p for (m2, _), p in zip(jobs, parts) if m2 == m]) for m in methods]
         wall = time.perf_counter() - t0
         rows = []
@@ -270,19 +283,34 @@ def main() -> None:
                         "steps": int(cfg.steps),
                         "solver_failures": run.solver_failures,
                         "seconds": run.seconds,
+                        "cpu_seconds": run.cpu_seconds,
                     }
                 )
         _write_csv(out / "toy.csv", rows)
         np.savez_compressed(out / f"trajectories_{preset}.npz", **{r.method: r.trajectories for r in runs})
         print(format_table(rows))
-        print(
-            f"wall time {wall:.1f} s; CPU seconds per method: " + ", ".join(f"{r.method} {r.seconds:.1f}" for r in runs)
-        )
+        print(f"wall time {wall:.1f} s; per method, summed over its {len(STARTS)} starts (wall / CPU seconds): "
+              + ", ".join(f"{r.method} {r.seconds:.1f} / {r.cpu_seconds:.1f}" for r in runs))  # fmt: skip
         if cfg.plot:
             plot(preset, runs, out / f"toy_{preset}.png")
             print(f"wrote {out / 'toy.csv'} and {out / f'toy_{preset}.png'}")
 
     _main()
+
+
+def _plan(methods: list[str], steps: int, n_jobs: int, out: Path) -> str:
+    """What ``python -m mtrl.toy`` without ``preset=`` would run, and how to run it."""
+    jobs = len(methods) * len(STARTS)
+    presets = ", ".join(f"{p} {w}" for p, w in PRESETS.items())
+    return (
+        f"mtrl.toy: no preset given, nothing run. With preset=<name> it would run {len(methods)} methods "
+        f"({', '.join(methods)}) x {len(STARTS)} starts = {jobs} jobs of {steps} Adam steps, {n_jobs} at a time, "
+        f"and write {out}/toy.csv, {out}/toy_<preset>.png.\n"
+        f"  presets (task weights): {presets}\n"
+        f"  python -m mtrl.toy preset=imgrad_fig2                       # that run\n"
+        f"  python -m mtrl.toy preset=imgrad_fig2 steps=2000 methods=[ls,imgrad]   # a quick look\n"
+        f"  out=<dir> writes elsewhere (the committed results: out=benchmarks/results/toy)"
+    )
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

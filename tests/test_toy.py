@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import torch
 
 from mtrl.toy import STARTS, distance_to_front, losses_and_grads, run_method
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -64,12 +67,9 @@ def test_ls_run_reduces_the_weighted_loss() -> None:
 
 def test_cli_writes_csv_and_plot(tmp_path) -> None:
     out = tmp_path / "toy"
-    r = subprocess.run(
-        [sys.executable, "-m", "mtrl.toy", "methods=[ls,imgrad]", "steps=30", "n_jobs=2", f"out={out}", "imgrad.a=1.0"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = [sys.executable, "-m", "mtrl.toy", "preset=imgrad_fig2", "methods=[ls,imgrad]", "steps=30", "n_jobs=2",
+            f"out={out}", "imgrad.a=1.0"]  # fmt: skip
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader((out / "toy.csv").open()))
     assert len(rows) == 10
@@ -79,6 +79,28 @@ def test_cli_writes_csv_and_plot(tmp_path) -> None:
     assert all(f"[{i}/10]" in r.stdout for i in range(1, 11))  # one progress line per finished job
     assert {"preset", "method", "start_x1", "start_x2", "final_x1", "final_x2", "L1", "L2"} <= set(rows[0])
     assert (out / "toy_imgrad_fig2.png").stat().st_size > 10_000
+    # time per method: wall and CPU seconds (time.process_time of the worker), both in the CSV and the summary
+    assert all(float(r["cpu_seconds"]) >= 0 and float(r["seconds"]) > 0 for r in rows)
+    assert "(wall / CPU seconds)" in r.stdout and "CPU seconds per method" not in r.stdout
+
+
+def test_bare_command_runs_nothing_and_says_what_a_preset_would_run(tmp_path) -> None:
+    """``python -m mtrl.toy`` alone must not start the 25-job default: it prints the plan, exits 2, writes nothing."""
+    r = subprocess.run([sys.executable, "-m", "mtrl.toy"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "no preset given, nothing run" in r.stdout and "25 jobs of 35000 Adam steps" in r.stdout
+    assert "python -m mtrl.toy preset=imgrad_fig2" in r.stdout
+    assert list(tmp_path.iterdir()) == []  # no output directory, no Hydra run directory
+
+
+def test_default_output_is_outputs_toy_not_the_committed_results(tmp_path) -> None:
+    r = subprocess.run([sys.executable, "-m", "mtrl.toy", "preset=cagrad", "methods=[ls]", "steps=20", "n_jobs=1",
+                        "plot=false"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "outputs" / "toy").iterdir()) == ["toy.csv", "trajectories_cagrad.npz"]
+    assert [p.name for p in tmp_path.iterdir()] == ["outputs"]
 
 
 @pytest.mark.parametrize(
@@ -91,7 +113,7 @@ def test_cli_writes_csv_and_plot(tmp_path) -> None:
     ],
 )
 def test_cli_bad_input_fails_with_one_line(tmp_path, override: str, message: str) -> None:
-    args = [sys.executable, "-m", "mtrl.toy", override, "n_jobs=1", f"out={tmp_path}"]
+    args = [sys.executable, "-m", "mtrl.toy", "preset=imgrad_fig2", override, "n_jobs=1", f"out={tmp_path}"]
     if override.startswith("cagrad"):
         args.append("methods=[cagrad]")
     r = subprocess.run(args, capture_output=True, text=True, timeout=120)
