@@ -238,3 +238,32 @@ def test_a_corrupt_or_wrongly_shaped_data_file_is_named_in_one_line(tmp_path: Pa
         np.save(bad, np.zeros((5, 7, 1), dtype=np.float32))
     with pytest.raises(ConfigError, match=r"data file .*train/depth/3\.npy"):
         train(_cfg(tmp_path / "b", *common), tmp_path)
+
+
+def test_batched_per_task_gradients_train_like_k_backward_passes(tmp_path: Path) -> None:
+    """Issue 14: ``train.per_task_grads=batched`` (one batched VJP) trains as ``loop`` (K passes), to float rounding."""
+    runs = {}
+    for mode in ("loop", "batched"):
+        runs[mode] = train(_cfg(tmp_path / mode, "benchmark=cityscapes", "aggregator=imgrad", "epochs=1",
+                                "train.max_batches_per_epoch=4", f"train.per_task_grads={mode}"), tmp_path)  # fmt: skip
+    a, b = _params(tmp_path / "loop"), _params(tmp_path / "batched")
+    for k in a:
+        if a[k].is_floating_point():
+            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+
+
+def test_rep_grad_option_trains_and_is_refused_with_mtan_attention(tmp_path: Path) -> None:
+    """Issue 14: ``train.grad_wrt=rep`` (LibMTL's rep_grad) runs on the plain SegNet and CelebA; refused with MTAN
+    attention (no single shared representation); a checkpoint of the other mode is not resumed."""
+    with pytest.raises(ConfigError, match="grad_wrt=rep needs one shared representation"):
+        trainer.check_config(_cfg(tmp_path, "train.grad_wrt=rep"))
+    with pytest.raises(ConfigError, match="train.grad_wrt must be one of"):
+        trainer.check_config(_cfg(tmp_path, "train.grad_wrt=both"))
+    with pytest.raises(ConfigError, match="train.per_task_grads must be one of"):
+        trainer.check_config(_cfg(tmp_path, "train.per_task_grads=fast"))
+    common = ("benchmark=cityscapes", "aggregator=mgda", "model.attention=false", "epochs=3")
+    out = train(_cfg(tmp_path, *common, "train.grad_wrt=rep"), tmp_path)
+    first, last = out["records"][0]["train_loss"], out["records"][-1]["train_loss"]
+    assert out["skipped"] == 0 and all(last[t] < first[t] for t in first), (first, last)
+    with pytest.raises(CheckpointError, match="grad_wrt: checkpoint 'rep' vs run None"):
+        train(_cfg(tmp_path, *common, "epochs=4", "resume=true"), tmp_path)

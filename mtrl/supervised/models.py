@@ -12,6 +12,9 @@ Parameter groups (:meth:`MTANSegNet.parameter_groups`):
 - ``attention``: the per-task attention masks (``encoder_att``/``decoder_att``); each is reached by one task only;
 - ``heads``: the per-task prediction layers.
 
+``encode(x)`` / ``decode(rep)`` split a model without attention (and :class:`CelebACNN`) at its shared
+representation, for the ``rep_grad`` approximation (``train.grad_wrt=rep``).
+
 Which of them the aggregator treats as shared is a choice, because the reference code families differ:
 CAGrad/IMGrad (``shared_modules()`` with the attention modules commented out) aggregate ``backbone`` only and let
 each attention module take its own task's gradient; Nash-MTL/FAMO (``shared_parameters()`` = every parameter not
@@ -134,6 +137,30 @@ class MTANSegNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        enc0, enc1, ups, decs = self._segnet(x)
+        if not self.attention:
+            return self.decode(decs[-1])
+        return {t: self._predict(t, self._attend(t, enc0, enc1, ups, decs)) for t in self.tasks}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The shared representation (decoder output ``[B, filters[0], H, W]``) of the plain SegNet, for the
+        ``rep_grad`` approximation. With attention there is no single shared representation (each task's path
+        reuses shared layers after its own masks), so this raises ``ValueError``."""
+        if self.attention:
+            raise ValueError("MTANSegNet: no single shared representation with attention (use model.attention=false)")
+        return self._segnet(x)[3][-1]
+
+    def decode(self, rep: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The task-specific part of the plain SegNet: ``{task: head(rep)}`` (``forward = decode(encode(x))``)."""
+        return {t: self._predict(t, rep) for t in self.tasks}
+
+    def _predict(self, t: str, feat: torch.Tensor) -> torch.Tensor:
+        y = self.heads[t](feat)
+        if self.tasks[t] == "normal":
+            y = y / torch.linalg.vector_norm(y, dim=1, keepdim=True).clamp_min(1e-12)
+        return y
+
+    def _segnet(self, x: torch.Tensor) -> tuple[list, list, list, list]:
         if x.shape[-2] % 32 or x.shape[-1] % 32:
             raise ValueError(f"MTANSegNet: H and W must be multiples of 32, got {tuple(x.shape[-2:])}")
         enc0, enc1, indices = [], [], []
@@ -151,14 +178,7 @@ class MTANSegNet(nn.Module):
             h = self.conv_block_dec[-i - 1](self.decoder_block[-i - 1](up))
             ups.append(up)
             decs.append(h)
-        out = {}
-        for t, kind in self.tasks.items():
-            feat = decs[-1] if not self.attention else self._attend(t, enc0, enc1, ups, decs)
-            y = self.heads[t](feat)
-            if kind == "normal":
-                y = y / torch.linalg.vector_norm(y, dim=1, keepdim=True).clamp_min(1e-12)
-            out[t] = y
-        return out
+        return enc0, enc1, ups, decs
 
     def _attend(self, t: str, enc0: Sequence, enc1: Sequence, ups: Sequence, decs: Sequence) -> torch.Tensor:
         """Task ``t``'s attention path: masks on the shared features, encoder then decoder (MTAN Eq. 1-2)."""
@@ -207,8 +227,14 @@ class CelebACNN(nn.Module):
         return list(self.backbone.parameters()), list(self.heads.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.backbone(x)
-        return torch.cat([head(h) for head in self.heads], dim=1)
+        return self.decode(self.encode(x))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The shared representation ``[B, c]`` (for the ``rep_grad`` approximation)."""
+        return self.backbone(x)
+
+    def decode(self, rep: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(rep) for head in self.heads], dim=1)
 
 
 def count_parameters(params: Iterator[nn.Parameter] | Sequence[nn.Parameter]) -> int:

@@ -5,7 +5,9 @@ with the aggregator on the shared parameters, evaluate, log, checkpoint). Per it
 
 1. forward, one loss per task (``mtrl.supervised.metrics``);
 2. ``aggregate_backward``: ``G`` = per-task gradients of the *shared* parameters (``shared=backbone`` or
-   ``backbone+attention``, see ``mtrl.supervised.models``), combined by the aggregator, written times ``K``
+   ``backbone+attention``, see ``mtrl.supervised.models``; K backward passes or one batched vector-Jacobian pass,
+   ``train.per_task_grads``; or, with ``train.grad_wrt=rep``, of the shared representation: the ``rep_grad``
+   approximation, ``aggregate_backward_rep``), combined by the aggregator, written times ``K``
    (``grad_scale=K``, the sum-of-losses scale of the reference code) or as is (``grad_scale=1``); every other
    parameter gets the gradient of ``Σ_i L_i``, i.e. each head (and each attention mask when it is not shared) its
    own task's gradient;
@@ -44,6 +46,8 @@ from mtrl import seeding
 from mtrl._io import JsonlRecords, atomic_write_text
 from mtrl._io import remove_temp_files as remove_text_temp_files
 from mtrl.aggregators import aggregate_backward, make_aggregator
+from mtrl.aggregators._autograd import MODES as PER_TASK_GRADS
+from mtrl.aggregators._autograd import PerTaskGradients, aggregate_backward_rep
 from mtrl.checkpoint import (
     ABANDONED,
     CheckpointError,
@@ -70,6 +74,15 @@ BENCHMARKS = ("nyuv2", "cityscapes", "celeba")
 METRICS_FILE = "metrics.jsonl"
 _AGG_SCALARS = ("imbalance_ratio", "cos_theta", "conflict_frac", "pareto_failure", "solver_ms")
 _AGG_LISTS = {"weights": "weight", "grad_norms": "grad_norm", "cos_to_direction": "cos_to_direction"}
+
+
+GRAD_WRT = ("params", "rep")
+
+
+def _opt(cfg: DictConfig, key: str, default: Any) -> Any:
+    """A setting added after configs and checkpoints existed (its default where an older config lacks it)."""
+    v = OmegaConf.select(cfg, key)
+    return default if v is None else v
 
 
 class ConfigError(ValueError):
@@ -115,6 +128,17 @@ def check_config(cfg: DictConfig) -> None:
     for k, v in positive.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
             raise ConfigError(f"{k} must be a positive number, got {v!r}")
+    if str(_opt(cfg, "train.per_task_grads", "auto")) not in PER_TASK_GRADS:
+        raise ConfigError(f"train.per_task_grads must be one of {', '.join(PER_TASK_GRADS)}, "
+                          f"got {cfg.train.per_task_grads!r}")  # fmt: skip
+    grad_wrt = str(_opt(cfg, "train.grad_wrt", "params"))
+    if grad_wrt not in GRAD_WRT:
+        raise ConfigError(f"train.grad_wrt must be one of {', '.join(GRAD_WRT)}, got {grad_wrt!r}")
+    if grad_wrt == "rep" and cfg.model.arch == "mtan_segnet" and bool(cfg.model.attention):
+        raise ConfigError(
+            "train.grad_wrt=rep needs one shared representation: MTAN's attention branch reuses shared layers "
+            "inside each task's path; use model.attention=false (plain SegNet) or train.grad_wrt=params"
+        )
     if int(cfg.train.num_workers) < 0:
         raise ConfigError(f"train.num_workers must be >= 0, got {cfg.train.num_workers}")
     if not cfg.data.synthetic:
@@ -302,10 +326,13 @@ _PRELOADED: dict[str, tuple[Path, dict[str, Any]]] = {}
 
 def _fingerprint(cfg: DictConfig, n_train: int | None = None) -> dict[str, Any]:
     """What a checkpoint must share with the run that resumes it (``n_train`` is known once the data is read)."""
-    return {"benchmark": cfg.benchmark.name, "tasks": ",".join(task_names(cfg)), "arch": str(cfg.model.arch),
-            "width": float(cfg.model.width), "attention": bool(cfg.model.attention), "shared": str(cfg.shared),
-            "grad_scale": str(cfg.grad_scale), "aggregator": str(cfg.aggregator),
-            "synthetic": bool(cfg.data.synthetic), "n_train": n_train}  # fmt: skip
+    fp = {"benchmark": cfg.benchmark.name, "tasks": ",".join(task_names(cfg)), "arch": str(cfg.model.arch),
+          "width": float(cfg.model.width), "attention": bool(cfg.model.attention), "shared": str(cfg.shared),
+          "grad_scale": str(cfg.grad_scale), "aggregator": str(cfg.aggregator),
+          "synthetic": bool(cfg.data.synthetic), "n_train": n_train}  # fmt: skip
+    if str(_opt(cfg, "train.grad_wrt", "params")) != "params":  # only when not the default: older checkpoints resume
+        fp["grad_wrt"] = str(cfg.train.grad_wrt)
+    return fp
 
 
 def load_resume(cfg: DictConfig, ckpt_dir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -393,6 +420,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     aggregator = make_aggregator(str(cfg.aggregator), **_kwargs(cfg))
     aggregator.seed(int(cfg.seed))
     scale = float(K) if str(cfg.grad_scale) == "K" else 1.0
+    jacobian = PerTaskGradients(str(_opt(cfg, "train.per_task_grads", "auto")))
+    by_rep = str(_opt(cfg, "train.grad_wrt", "params")) == "rep"
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.optim.lr))
     step_size = cfg.optim.get("lr_step")
     scheduler = torch.optim.lr_scheduler.StepLR(
@@ -417,6 +446,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             aggregator.load_state_dict(state["aggregator"])
+            jacobian.load_state_dict(state.get("per_task_grads", {}))
             seeding.set_state(rngs, state["rng"])
             epoch, batch_pos, iteration = int(state["epoch"]), int(state["batch"]), int(state["iteration"])
             n_skipped = int(state["n_skipped"])
@@ -448,6 +478,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         payload = {
             "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "aggregator": aggregator.state_dict(),
+            "per_task_grads": jacobian.state_dict(),
             "rng": seeding.get_state(rngs), "epoch": epoch, "batch": batch_pos, "iteration": iteration,
             "n_skipped": n_skipped, "batches": perm_batches, "loader_seed": loader_seed, "epoch_sums": epoch_sums,
             "epoch_count": epoch_count,
@@ -491,11 +522,18 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             epoch_agg_ms, epoch_iters = 0.0, 0
             for batch in loader:
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                pred = model(batch["image"])
-                losses = task_losses(name, task_kinds, pred, batch)
+                if by_rep:  # the rep_grad approximation: G w.r.t. the shared representation
+                    rep = model.encode(batch["image"])
+                    rep_in = rep.detach().requires_grad_()
+                    losses = task_losses(name, task_kinds, model.decode(rep_in), batch)
+                else:
+                    losses = task_losses(name, task_kinds, model(batch["image"]), batch)
                 optimizer.zero_grad(set_to_none=True)
                 t0 = time.perf_counter()
-                res = aggregate_backward(aggregator, losses, shared, task_specific, scale=scale)
+                if by_rep:
+                    res = aggregate_backward_rep(aggregator, losses, rep, rep_in, task_specific, scale, jacobian)
+                else:
+                    res = aggregate_backward(aggregator, losses, shared, task_specific, scale=scale, jacobian=jacobian)
                 agg_ms = (time.perf_counter() - t0) * 1e3
                 detached = torch.stack([loss.detach() for loss in losses])
                 if res.skipped:
