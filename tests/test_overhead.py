@@ -110,6 +110,36 @@ def test_optimised_update_equals_the_reference_update(method):
     fast = _agent(method, diagnostics_every=5)
     ref = _agent(method, reference_update=True)
     _assert_same_run(fast, ref, 12, every=5)
+    # between diagnostic updates, ls and famo (weights from the losses alone) never formed G; the others did
+    assert fast._reads_gradients == (set() if method in ("ls", "famo") else {"critic", "actor"})
+
+
+@pytest.mark.parametrize("method", ["stl", "rlw", "uw", "dwa", "si", "mgda", "imtl"])
+def test_optimised_update_equals_the_reference_update_other_methods(method):
+    """More weightings: one-hot weights (stl: zero weights, the second backward for the heads), random (rlw),
+    loss-based with state (uw, dwa), and K-space solvers (mgda, imtl)."""
+    _assert_same_run(_agent(method, diagnostics_every=4), _agent(method, reference_update=True), 9, every=4)
+
+
+@pytest.mark.parametrize("method", ["ls", "imgrad", "famo"])
+def test_nan_between_diagnostic_updates_skips_like_the_reference(method):
+    """A NaN reward at a non-diagnostic update: the critic step is skipped and counted as in the reference, the
+    method's state is untouched, later updates equal the reference's."""
+    fast = _agent(method, diagnostics_every=4)
+    ref = _agent(method, reference_update=True)
+    gen_f, gen_r = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for t in range(7):
+        b = _batch(t)
+        if t == 2:
+            b["reward"][1, 0] = float("nan")
+        inf, inr = fast.update(b, gen_f), ref.update({k: v.clone() for k, v in b.items()}, gen_r)
+        assert inf.results["critic"].skipped == inr.results["critic"].skipped == (t == 2)
+    assert fast.n_skipped == ref.n_skipped and fast.n_skipped["critic"] == 1
+    for name in ("critic", "actor"):
+        assert fast.aggregators[name].n_calls == ref.aggregators[name].n_calls == 7
+        assert fast.aggregators[name].n_skipped == ref.aggregators[name].n_skipped
+    for k, v in _tensors(ref).items():
+        torch.testing.assert_close(_tensors(fast)[k], v, atol=2e-5, rtol=1e-4, msg=k)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from mtrl.agents import losses as L
 from mtrl.agents.archs import INITS, NetSpec, make_network
 from mtrl.agents.losses import actor_loss_one, critic_loss_one, policy_one, twin_q_one
 from mtrl.aggregators import Aggregator, AggregatorResult, per_task_gradients
+from mtrl.aggregators._base import GramWeighting
 from mtrl.aggregators._diagnostics import Context
 
 ALPHAS = ("per_task", "shared")
@@ -62,10 +63,14 @@ def _expanded(tree: Any, K: int) -> Any:
 def lean_call(agg: Aggregator, G: torch.Tensor, losses: torch.Tensor) -> AggregatorResult:
     """``agg(G, losses=losses)`` without the diagnostics (an update between two diagnostic ones).
 
-    The same steps as :meth:`mtrl.aggregators.Aggregator.__call__` (counters, the Gram matrix as the NaN/Inf check,
-    the method's own ``_aggregate``, so its state advances exactly as with the full call) less the
-    ``diagnostics()`` call, whose K-space statistics (norms, conflicts, cosθ with its MGDA solve, cos to the
-    direction) the direction never depends on. Aggregators that override ``__call__`` (wrappers) get the full call.
+    The same steps as :meth:`mtrl.aggregators.Aggregator.__call__` (counters, the NaN/Inf check, the method's own
+    ``_aggregate``, so its state advances exactly as with the full call) less the ``diagnostics()`` call, whose
+    K-space statistics (norms, conflicts, cosθ with its MGDA solve, cos to the direction) the direction never
+    depends on. The NaN/Inf check is the sum of ``G`` instead of its Gram matrix (the same verdict: a float32 ``G``
+    is finite exactly when its float64 Gram matrix is; a NaN or an Inf in ``G`` makes the sum one, and a sum that
+    overflowed on finite entries is told apart by the elementwise check), so the Gram matrix (``K² P`` float64
+    work, the largest fixed cost at paper size) is only formed when the method reads it (``ctx.gram`` is lazy):
+    ``ls`` and the loss-based weightings never do. Aggregators that override ``__call__`` (wrappers) get the full call.
     ``tests/test_overhead.py`` checks the result equals the full call's for every method of the benchmark.
     """
     if type(agg).__call__ is not Aggregator.__call__:
@@ -74,11 +79,40 @@ def lean_call(agg: Aggregator, G: torch.Tensor, losses: torch.Tensor) -> Aggrega
         raise ValueError(f"{agg.name}: this method needs the per-task losses: call agg(G, losses=...)")
     agg.n_calls += 1
     ctx = Context(G)
-    if not np.isfinite(ctx.gram).all() or (losses is not None and not bool(torch.isfinite(losses).all())):
+    ok = torch.isfinite(G.sum())
+    if losses is not None:
+        ok = ok & torch.isfinite(losses).all()
+    # the one host synchronisation of the call (besides the method's own K-space work)
+    finite = bool(ok) or (bool(torch.isfinite(G).all()) and (losses is None or bool(torch.isfinite(losses).all())))
+    if not finite:
         agg.n_skipped += 1
         return AggregatorResult(torch.zeros_like(G[0]), None, {"skipped": 1.0}, skipped=True)
     direction, weights, _ = agg._aggregate(ctx, losses)
     return AggregatorResult(direction, weights, {"skipped": 0.0}, skipped=False)
+
+
+class _NeedsGradients(Exception):
+    """Raised when a method reads ``G`` or its Gram matrix from a :class:`_GradientFree` context."""
+
+
+class _GradientFree(Context):
+    """A :class:`Context` of K tasks without ``G``: reading ``G`` or ``G Gᵀ`` (or anything made from them: norms,
+    MGDA weights, cosθ) raises :class:`_NeedsGradients`."""
+
+    def __init__(self, K: int) -> None:
+        super().__init__(torch.empty(K, 0))
+
+    @property
+    def G(self) -> torch.Tensor:  # noqa: N802 (Context's name)
+        raise _NeedsGradients
+
+    @G.setter
+    def G(self, value: torch.Tensor) -> None:  # noqa: N802
+        pass
+
+    @property
+    def gram(self) -> np.ndarray:
+        raise _NeedsGradients
 
 
 def _adam_dispatch(device: torch.device) -> dict[str, bool]:
@@ -205,6 +239,7 @@ class MultiTaskSAC:
             self._actor_losses = torch.compile(L.actor_losses_all, dynamic=False)
         self.n_updates = 0
         self.n_skipped = {"critic": 0, "actor": 0, "alpha": 0}
+        self._reads_gradients: set[str] = set()  # losses whose method read G (see _gradient_free_step)
 
     @staticmethod
     def _batched(net: torch.nn.Module):
@@ -298,6 +333,77 @@ class MultiTaskSAC:
         n = len(shared_x)
         return self._stack(list(grads[:n])), list(grads[n:]), losses.detach()
 
+    def _gradient_free_step(self, name: str, opt: torch.optim.Optimizer, sh: dict, tk: dict, losses: torch.Tensor,
+                            info: UpdateInfo) -> torch.Tensor | None:  # fmt: skip
+        """Between two diagnostic updates, a method whose weights do not read ``G`` (``ls``, the loss-based
+        weightings: ``wᵀG`` from the losses alone) needs no per-task gradients: its direction ``Σ_i w_i g_i`` is the
+        gradient of ``Σ_i w_i L_i``, one ordinary backward through the plain (not task-expanded) networks.
+
+        The method's ``weights_from_gram`` is given a context without ``G``; if it reads ``G`` (or its Gram matrix),
+        its state is restored and ``None`` returned: the caller then forms ``G`` as usual (and this loss does so
+        from then on). Per-task parameters get ``∇L_i / K`` as always (from the same backward, rescaled per task,
+        when every ``w_i > 0``; else from a second backward of ``Σ_i L_i / K``). The skip rule is the full call's:
+        non-finite losses, or non-finite gradients (with every ``w_i ≠ 0`` a NaN/Inf in any ``g_i`` reaches the
+        combination; with a zero weight, the unweighted gradient is checked too); the method's state is then as
+        if it had not been called, as in the full call. Returns the detached losses.
+        """
+        agg, K = self.aggregators[name], self.K
+        shared, task = _leaves(sh), _leaves(tk)
+        ld = losses.detach()
+        if not bool(torch.isfinite(ld).all()):  # as Aggregator.__call__: counted, skipped, the method not called
+            agg.n_calls += 1
+            agg.n_skipped += 1
+            self._skip(name, opt, info, shared)
+            return ld
+        snapshot = copy.deepcopy(agg.state_dict())
+        try:
+            w, _ = agg.weights_from_gram(_GradientFree(K), ld.double().cpu().numpy())
+        except _NeedsGradients:
+            agg.load_state_dict(snapshot)
+            self._reads_gradients.add(name)
+            return None
+        w = np.asarray(w, dtype=np.float64)
+        agg.n_calls += 1
+        wt = torch.as_tensor(w, dtype=ld.dtype, device=ld.device)
+        positive = bool(np.all(w > 0) and np.all(np.isfinite(w)))
+        if positive:
+            grads = torch.autograd.grad((wt * losses).sum(), [*shared, *task])
+            g_sh, g_tk = list(grads[: len(shared)]), list(grads[len(shared) :])
+            g_tk = [g / (K * wt).view(K, *[1] * (g.dim() - 1)) for g in g_tk]
+        else:
+            g_sh = list(torch.autograd.grad((wt * losses).sum(), shared, retain_graph=True))
+            g_plain = torch.autograd.grad(losses.sum(), [*shared, *task])
+            g_tk = [g / K for g in g_plain[len(shared) :]]
+            g_sh = g_sh + list(g_plain[: len(shared)])  # checked for finiteness below, then dropped
+        if not bool(torch.isfinite(torch.stack([g.sum() for g in g_sh])).all()):
+            agg.load_state_dict(snapshot)  # the full call skips before the method runs
+            agg.n_calls += 1
+            agg.n_skipped += 1
+            self._skip(name, opt, info, shared)
+            return ld
+        g_sh = g_sh[: len(shared)]
+        for p, g in zip(shared, g_sh):
+            p.grad = g
+        for p, g in zip(task, g_tk):
+            p.grad = g
+        direction = torch.cat([g.reshape(-1) for g in g_sh])
+        info.results[name] = AggregatorResult(direction, wt, {"skipped": 0.0}, skipped=False)
+        opt.step()
+        return ld
+
+    def _skip(self, name: str, opt: torch.optim.Optimizer, info: UpdateInfo, shared: list[torch.Tensor]) -> None:
+        n = sum(p.numel() for p in shared)
+        info.results[name] = AggregatorResult(torch.zeros(n, device=self.device), None, {"skipped": 1.0}, skipped=True)
+        self.n_skipped[name] += 1
+        opt.zero_grad(set_to_none=True)
+
+    def _gradient_free(self, name: str, diag: bool) -> bool:
+        """Whether loss ``name``'s update this time may try :meth:`_gradient_free_step`."""
+        agg = self.aggregators.get(name)
+        return (not diag and self.cfg.per_task_grads == "batched" and name not in self._reads_gradients
+                and type(agg).__call__ is Aggregator.__call__ and isinstance(agg, GramWeighting)
+                and type(agg)._aggregate is GramWeighting._aggregate)  # fmt: skip
+
     def _loop(self, losses: torch.Tensor, shared: list[torch.Tensor], task: list[torch.Tensor]):
         """The reference code's way: K backward passes through the whole batch's graph, one per task loss."""
         G = per_task_gradients(list(losses), shared) if shared else self._stack([])
@@ -382,7 +488,13 @@ class MultiTaskSAC:
         noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
         target = self.critic_target(rew, next_obs, term, noise, alpha)
         c_sh, c_tk = self._critic_params()
-        if "critic" in self.aggregators and c_sh["q1"]:
+        closs = None
+        if "critic" in self.aggregators and c_sh["q1"] and self._gradient_free("critic", diag):
+            losses = self._critic_losses(c_sh, c_tk, obs, act, target, self.b_critic, weight)
+            closs = self._gradient_free_step("critic", self.critic_opt, c_sh, c_tk, losses, info)
+        if closs is not None:
+            pass
+        elif "critic" in self.aggregators and c_sh["q1"]:
             G, g_tk, closs = self.critic_task_grads(obs, act, target, weight)
             self._apply("critic", self.critic_opt, _leaves(c_sh), _leaves(c_tk), G, g_tk, closs, info, full=diag)
         else:  # no aggregator: the plain backward of the mean loss (trunk: g0; each head: ∇L_i / K)
@@ -395,7 +507,15 @@ class MultiTaskSAC:
         # --- actor (critic fixed)
         noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
         a_sh, a_tk = self._actor_params()
-        if "actor" in self.aggregators and a_sh:
+        aloss = None
+        if "actor" in self.aggregators and a_sh and self._gradient_free("actor", diag):
+            cd_sh, cd_tk = (_detached(t) for t in self._critic_params())
+            losses, logp = self._actor_losses(a_sh, a_tk, cd_sh, cd_tk, obs, noise, alpha, self.b_actor,
+                                              self.b_critic, weight)  # fmt: skip
+            aloss = self._gradient_free_step("actor", self.actor_opt, a_sh, a_tk, losses, info)
+        if aloss is not None:
+            pass
+        elif "actor" in self.aggregators and a_sh:
             G, g_tk, aloss, logp = self.actor_task_grads(obs, noise, alpha, weight)
             self._apply("actor", self.actor_opt, _leaves(a_sh), _leaves(a_tk), G, g_tk, aloss, info, full=diag)
         else:
