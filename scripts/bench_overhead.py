@@ -19,9 +19,10 @@ the agent's defaults (``agent.diagnostics_every``); ``--diagnostics-every`` over
 Sizes: ``tiny`` = K 10, hidden 16, 3 layers, 16 samples per task (FLOPs negligible: what is left is the fixed cost
 per update, the regime of a GPU); ``paper`` = K 10, hidden 400, 3 layers, 128 per task (MT10 SAC). Every round
 times one lean update then one update of each method, in the same process (interleaved, so machine load hits all
-alike); the table gives medians and each method's ratio to the lean update. ``--threads`` (default 1) sets torch's
-intra-op threads. Output: stdout, and ``--out`` (default ``benchmarks/results/bench_overhead.txt``; ``--out ''``:
-none).
+alike); the table gives medians and each method's ratio to the lean update, and the means (which include the
+diagnostic updates, one in ``agent.diagnostics_every``, that a median mostly leaves out). ``--threads`` (default
+1) sets torch's intra-op threads. Output: stdout, and ``--out`` (default ``benchmarks/results/bench_overhead.txt``;
+``--out ''``: none).
 """
 
 from __future__ import annotations
@@ -173,10 +174,13 @@ def run_size(name: str, size: dict, methods: list[str], args: argparse.Namespace
     base, base_f = statistics.median(times["lean"]), statistics.median(times["lean_fused"])
     lines = [f"## {name}: K={K}, hidden {size['hidden']} x {size['layers']} layers, batch {K * B} ({B}/task), "
              f"median of {rounds} interleaved rounds (after {args.warmup} warm-up)",
-             f"{'update':<11} {'ms':>9} {'ratio to lean':>14} {'to lean_fused':>14}"]  # fmt: skip
+             f"{'update':<11} {'median ms':>10} {'ratio to lean':>14} {'to lean_fused':>14} {'mean ms':>9} "
+             f"{'mean ratio':>11}"]  # fmt: skip
+    mean_base = statistics.fmean(times["lean"])
     for key in times:
-        med = statistics.median(times[key])
-        lines.append(f"{key:<11} {med:>9.2f} {med / base:>14.2f} {med / base_f:>14.2f}")
+        med, mean = statistics.median(times[key]), statistics.fmean(times[key])
+        lines.append(f"{key:<11} {med:>10.2f} {med / base:>14.2f} {med / base_f:>14.2f} {mean:>9.2f} "
+                     f"{mean / mean_base:>11.2f}")  # fmt: skip
     for m in methods:
         lines.append(f"ratio {name} {m}/lean: {statistics.median(times[m]) / base:.2f}")
     return lines

@@ -8,9 +8,11 @@
 What is timed is :meth:`mtrl.agents.MultiTaskSAC.update` on a fixed random batch (critic + actor + α + targets,
 both losses through the aggregator, as ``python -m mtrl.train`` does), after warm-up. Methods are measured
 round-robin (one update of each method per round, ``--repeats`` rounds) so that a change in machine load hits
-them all alike; the table gives the median update time, its ratio to ``ls`` (both with the one-pass ``vmap``
-per-task gradients), the median time inside the aggregator, and ``ls`` with ``per_task_grads=loop`` (the
-reference code's K backward passes) relative to ``ls``. Each table ends with ``ratio imgrad/ls: <x>``.
+them all alike; the table gives the median update time, its ratio to ``ls`` (both with the agent's default
+per-task gradients, ``per_task_grads=batched``, and ``agent.diagnostics_every``, ``--diagnostics-every``), the
+median time inside the aggregator's full call (on the diagnostic updates), and ``ls`` with ``per_task_grads=loop``
+(the reference code's K backward passes) relative to ``ls``. Each table ends with ``ratio imgrad/ls: <x>``. The
+fixed cost per update against a plain PyTorch SAC update is ``scripts/bench_overhead.py``'s.
 
 ``--arch`` and ``--tasks`` take comma-separated lists: one table per (architecture, K). With several K, the last
 lines give, per architecture and method, the growth of the update time from the smallest to the largest K
@@ -42,7 +44,9 @@ def gram_based() -> list[str]:
 
 def make_agent(method: str, per_task_grads: str, args: argparse.Namespace, seed: int = 0) -> MultiTaskSAC:
     torch.manual_seed(seed)
-    cfg = SACConfig(hidden_dim=args.hidden, num_layers=args.layers, per_task_grads=per_task_grads, arch=args.arch)
+    kw = {} if args.diagnostics_every is None else {"diagnostics_every": args.diagnostics_every}
+    cfg = SACConfig(hidden_dim=args.hidden, num_layers=args.layers, per_task_grads=per_task_grads, arch=args.arch,
+                    **kw)  # fmt: skip
     aggs = {}
     for i, loss in enumerate(cfg.aggregate_on):
         aggs[loss] = make_aggregator(method)
@@ -87,6 +91,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--methods", default=None, help="comma-separated subset (default: every Gram-based method)")
+    p.add_argument("--diagnostics-every", type=int, default=None, help="agent.diagnostics_every (default: agent's)")
     args = p.parse_args()
     if args.repeats < 1 or args.warmup < 0:
         p.error("--repeats must be >= 1 and --warmup >= 0")
@@ -124,7 +129,7 @@ def main() -> None:
 
 def run_one(args: argparse.Namespace, methods: list[str]) -> dict[str, float]:
     """One table (architecture ``args.arch``, ``args.tasks`` tasks); returns the median update ms per method."""
-    variants = [(m, "vmap") for m in methods] + ([] if args.skip_loop else [("ls", "loop")])
+    variants = [(m, "batched") for m in methods] + ([] if args.skip_loop else [("ls", "loop")])
     agents = {v: make_agent(v[0], v[1], args) for v in variants}
     batch = make_batch(args)
     sync = torch.cuda.synchronize if str(args.device).startswith("cuda") else (lambda: None)
@@ -139,21 +144,23 @@ def run_one(args: argparse.Namespace, methods: list[str]) -> dict[str, float]:
             sync()
             if rnd >= args.warmup:
                 times[v].append(1e3 * (time.perf_counter() - t0))
-                agg_ms[v].append(info.metrics.get("aggregator_ms", 0.0))
+                if "aggregator_ms" in info.metrics:  # diagnostic updates only (agent.diagnostics_every)
+                    agg_ms[v].append(info.metrics["aggregator_ms"])
 
     print(f"# multi-task SAC update, agent.arch={args.arch}, K={args.tasks}, batch {args.tasks * args.batch_per_task} "
           f"({args.batch_per_task}/task), {args.layers} x {args.hidden}, device {args.device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
           f"median of {args.repeats} rounds")  # fmt: skip
-    base = statistics.median(times[("ls", "vmap")])
-    print(f"{'method':<14} {'grads':<5} {'update ms':>10} {'ratio to ls':>12} {'aggregator ms':>14}")
+    base = statistics.median(times[("ls", "batched")])
+    print(f"{'method':<14} {'grads':<7} {'update ms':>10} {'ratio to ls':>12} {'aggregator ms':>14}")
     for v in variants:
         med = statistics.median(times[v])
-        print(f"{v[0]:<14} {v[1]:<5} {med:>10.1f} {med / base:>12.2f} {statistics.median(agg_ms[v]):>14.2f}")
+        agg = statistics.median(agg_ms[v]) if agg_ms[v] else float("nan")
+        print(f"{v[0]:<14} {v[1]:<7} {med:>10.1f} {med / base:>12.2f} {agg:>14.2f}")
     if not args.skip_loop:
         print(f"ratio ls-loop/ls: {statistics.median(times[('ls', 'loop')]) / base:.2f}")
-    print(f"ratio imgrad/ls: {statistics.median(times[('imgrad', 'vmap')]) / base:.2f}")
-    return {m: statistics.median(times[(m, "vmap")]) for m in methods}
+    print(f"ratio imgrad/ls: {statistics.median(times[('imgrad', 'batched')]) / base:.2f}")
+    return {m: statistics.median(times[(m, "batched")]) for m in methods}
 
 
 if __name__ == "__main__":
