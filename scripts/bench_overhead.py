@@ -14,7 +14,8 @@ update with ``Adam(fused=True)`` (what mtrl now uses), a second, stricter refere
 
 **mtrl** is :meth:`mtrl.agents.MultiTaskSAC.update` on the ``[K, B, ...]`` batch with the method's per-task
 gradients of the shared trunk going through the aggregator (critic and actor, ``agent.aggregate_on`` default), with
-the agent's defaults (``agent.diagnostics_every``); ``--diagnostics-every`` overrides it.
+the agent's defaults (``agent.diagnostics_every``); ``--diagnostics-every`` overrides it, and a comma-separated list
+(e.g. ``1,10,100``) times one agent per value and method (rows ``<method>/<n>``): how the default was chosen.
 
 Sizes: ``tiny`` = K 10, hidden 16, 3 layers, 16 samples per task (FLOPs negligible: what is left is the fixed cost
 per update, the regime of a GPU); ``paper`` = K 10, hidden 400, 3 layers, 128 per task (MT10 SAC). Every round
@@ -134,9 +135,10 @@ def make_batch(K: int, B: int, device: torch.device, seed: int = 1) -> dict[str,
     return {k: v.to(device) for k, v in out.items()}
 
 
-def make_mtrl(method: str, size: dict, device: torch.device, args: argparse.Namespace) -> MultiTaskSAC:
+def make_mtrl(method: str, size: dict, device: torch.device, args: argparse.Namespace,
+              every: int | None = None) -> MultiTaskSAC:  # fmt: skip
     torch.manual_seed(0)
-    kw = {} if args.diagnostics_every is None else {"diagnostics_every": args.diagnostics_every}
+    kw = {} if every is None else {"diagnostics_every": every}
     cfg = SACConfig(hidden_dim=size["hidden"], num_layers=size["layers"], compile=args.compile, **kw)
     aggs = {}
     for i, loss in enumerate(cfg.aggregate_on):
@@ -153,10 +155,12 @@ def run_size(name: str, size: dict, methods: list[str], args: argparse.Namespace
     lean = LeanSAC(OBS + K, ACT, size["hidden"], size["layers"], device)
     torch.manual_seed(0)
     lean_f = LeanSAC(OBS + K, ACT, size["hidden"], size["layers"], device, fused=True)
-    agents = {m: make_mtrl(m, size, device, args) for m in methods}
+    everies = [None] if args.diagnostics_every is None else [int(n) for n in args.diagnostics_every.split(",")]
+    agents = {m if len(everies) == 1 else f"{m}/{n}": make_mtrl(m, size, device, args, n)
+              for m in methods for n in everies}  # fmt: skip
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    times: dict[str, list[float]] = {"lean": [], "lean_fused": [], **{m: [] for m in methods}}
+    times: dict[str, list[float]] = {"lean": [], "lean_fused": [], **{m: [] for m in agents}}
     rounds = args.rounds if args.rounds is not None else (200 if name == "tiny" else 15)
     for rnd in range(args.warmup + rounds):
         gen = torch.Generator().manual_seed(rnd)
@@ -181,7 +185,7 @@ def run_size(name: str, size: dict, methods: list[str], args: argparse.Namespace
         med, mean = statistics.median(times[key]), statistics.fmean(times[key])
         lines.append(f"{key:<11} {med:>10.2f} {med / base:>14.2f} {med / base_f:>14.2f} {mean:>9.2f} "
                      f"{mean / mean_base:>11.2f}")  # fmt: skip
-    for m in methods:
+    for m in agents:
         lines.append(f"ratio {name} {m}/lean: {statistics.median(times[m]) / base:.2f}")
     return lines
 
@@ -194,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--diagnostics-every", type=int, default=None, help="agent.diagnostics_every (default: agent's)")
+    p.add_argument("--diagnostics-every", default=None,
+                   help="agent.diagnostics_every (default: agent's), or a comma-separated list of values to compare")
     p.add_argument("--compile", action="store_true", help="agent.compile=true")
     p.add_argument("--out", default="benchmarks/results/bench_overhead.txt")
     args = p.parse_args(argv)
@@ -205,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     bad = [m for m in methods if m not in AGGREGATORS]
     if bad:
         p.error(f"unknown method(s) {', '.join(bad)}; valid: {', '.join(AGGREGATORS)}")
+    if args.diagnostics_every is not None and not all(n.strip().isdigit() and int(n) >= 1
+                                                      for n in args.diagnostics_every.split(",")):  # fmt: skip
+        p.error("--diagnostics-every must be integers >= 1")
     if (args.rounds is not None and args.rounds < 1) or args.warmup < 0 or args.threads < 1:
         p.error("--rounds and --threads must be >= 1, --warmup >= 0")
     device = torch.device(args.device)

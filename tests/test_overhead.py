@@ -287,3 +287,25 @@ def test_train_config_checks_and_applies_torch_threads(monkeypatch):
         assert _threads.set_torch_threads("auto") == 1
     finally:
         torch.set_num_threads(n)
+
+
+def test_bench_overhead_script_runs(tmp_path, capsys):
+    """``scripts/bench_overhead.py`` (tiny size, 2 rounds): the lean reference and mtrl rows, ratios, the file."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import bench_overhead
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    n = torch.get_num_threads()
+    out = tmp_path / "o.txt"
+    try:
+        bench_overhead.main(["--sizes", "tiny", "--methods", "ls,imgrad", "--rounds", "2", "--warmup", "1",
+                             "--diagnostics-every", "1,10", "--out", str(out)])  # fmt: skip
+    finally:
+        torch.set_num_threads(n)
+    text = out.read_text()
+    for row in ("lean ", "lean_fused", "ls/1", "imgrad/10", "ratio tiny ls/10/lean:"):
+        assert row in text, row
+    with pytest.raises(SystemExit):
+        bench_overhead.main(["--sizes", "huge"])
+    capsys.readouterr()
