@@ -77,7 +77,7 @@ class PerTaskGradients:
         if mode not in MODES:
             raise ValueError(f"per-task gradients mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
-        self.rounds = int(rounds)
+        self.rounds = max(2, int(rounds))  # the first timing of each way is a warm-up
         self.measure_on_cpu = bool(measure_on_cpu)
         self.chosen: str | None = mode if mode != "auto" else None
         self.fallback_reason: str | None = None

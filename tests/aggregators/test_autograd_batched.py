@@ -182,3 +182,23 @@ def test_rep_grad_refuses_mtan_attention() -> None:
     model = MTANSegNet(TASKS, 13, width=0.0625, attention=True)
     with pytest.raises(ValueError, match="attention"):
         model.encode(_batch()["image"])
+
+
+@pytest.mark.parametrize("rep", [False, True])
+def test_bench_supervised_script_runs(tmp_path, monkeypatch, rep: bool) -> None:
+    """``scripts/bench_supervised.py`` at a toy size (in process): a row per method, appended to ``--out``."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_supervised.py"
+    spec = importlib.util.spec_from_file_location("bench_supervised", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "bench.txt"
+    args = ["--width", "0.0625", "--rounds", "1", "--iters", "1", "--resolutions", "32x32", "--methods", "ls,cagrad",
+            "--out", str(out), *(["--rep"] if rep else [])]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    mod.main()
+    rows = [ln for ln in out.read_text().splitlines() if ln.strip().startswith("32x32")]
+    assert [r.split()[1] for r in rows] == ["ls", "cagrad"]
