@@ -2,9 +2,22 @@
 
 Per update (cleanrl order): critic (twin Q, clipped double-Q target from target nets, per-task α), then actor,
 then the per-task temperatures, then Polyak averaging of the targets. For the critic and the actor, each task's
-loss depends only on its own samples, so the K per-task gradients of the shared trunk come from **one**
-vectorised pass, ``vmap(grad_and_value(loss_one))`` over the task axis, at about the cost of one backward
-(``per_task_grads="loop"`` gives the reference code's K backward passes, for tests and the benchmark).
+loss depends only on its own samples, so the K per-task gradients of the shared trunk come from **one** pass at
+about the cost of one backward: ``per_task_grads="batched"`` (default) runs the task-batched network with each
+shared parameter expanded to one view per task (``w.expand(K, ...)``) and takes one ordinary backward of
+``Σ_i L_i`` with respect to those views (row i of their gradient is ``∇L_i``); ``"vmap"`` is
+``vmap(grad_and_value(loss_one))`` over the task axis; ``"loop"`` the reference code's K backward passes (tests,
+benchmarks). All three give the same ``G``.
+
+Fixed cost per update (issue 14; ``scripts/bench_overhead.py`` against a plain PyTorch SAC update): the
+aggregators' diagnostics, the losses, α and metrics of :class:`UpdateInfo` come every ``agent.diagnostics_every``
+updates (default 10; nothing the update does depends on it, tested); between two diagnostic updates a method whose
+weights do not read ``G`` (``ls``, the loss-based weightings) takes one plain backward of ``Σ_i w_i L_i`` and no
+per-task gradients are formed (:meth:`MultiTaskSAC._gradient_free_step`), and the others skip the statistics
+(:func:`lean_call`); a loss without an aggregator is one plain backward of its mean; Adam is fused (one kernel for
+all tensors), the Polyak step one ``foreach`` call. ``agent.reference_update=true`` keeps the update as it was before
+(what ``tests/test_overhead.py`` compares with, every method); ``agent.compile=true`` compiles the task-batched
+losses with ``torch.compile``.
 
 Gradient routing for each of ``aggregate_on`` (``critic``, ``actor``, ``alpha``): the trunk gets the aggregator's
 direction (on the scale of the mean gradient ``g0 = mean_i g_i``); each per-task parameter (head) gets ``∇L_i / K``,
