@@ -16,6 +16,8 @@ update with ``Adam(fused=True)`` (what mtrl now uses), a second, stricter refere
 gradients of the shared trunk going through the aggregator (critic and actor, ``agent.aggregate_on`` default), with
 the agent's defaults (``agent.diagnostics_every``); ``--diagnostics-every`` overrides it, and a comma-separated list
 (e.g. ``1,10,100``) times one agent per value and method (rows ``<method>/<n>``): how the default was chosen.
+``--with-reference`` adds each method's update as it was before the fixed-cost work (``agent.reference_update=true``,
+rows ``<method>/ref``): before and after, measured in the same run.
 
 Sizes: ``tiny`` = K 10, hidden 16, 3 layers, 16 samples per task (FLOPs negligible: what is left is the fixed cost
 per update, the regime of a GPU); ``paper`` = K 10, hidden 400, 3 layers, 128 per task (MT10 SAC). Every round
@@ -136,9 +138,11 @@ def make_batch(K: int, B: int, device: torch.device, seed: int = 1) -> dict[str,
 
 
 def make_mtrl(method: str, size: dict, device: torch.device, args: argparse.Namespace,
-              every: int | None = None) -> MultiTaskSAC:  # fmt: skip
+              every: int | None = None, reference: bool = False) -> MultiTaskSAC:  # fmt: skip
     torch.manual_seed(0)
     kw = {} if every is None else {"diagnostics_every": every}
+    if reference:
+        kw = {"reference_update": True}
     cfg = SACConfig(hidden_dim=size["hidden"], num_layers=size["layers"], compile=args.compile, **kw)
     aggs = {}
     for i, loss in enumerate(cfg.aggregate_on):
@@ -158,6 +162,8 @@ def run_size(name: str, size: dict, methods: list[str], args: argparse.Namespace
     everies = [None] if args.diagnostics_every is None else [int(n) for n in args.diagnostics_every.split(",")]
     agents = {m if len(everies) == 1 else f"{m}/{n}": make_mtrl(m, size, device, args, n)
               for m in methods for n in everies}  # fmt: skip
+    if args.with_reference:
+        agents.update({f"{m}/ref": make_mtrl(m, size, device, args, reference=True) for m in methods})
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     times: dict[str, list[float]] = {"lean": [], "lean_fused": [], **{m: [] for m in agents}}
@@ -201,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--diagnostics-every", default=None,
                    help="agent.diagnostics_every (default: agent's), or a comma-separated list of values to compare")
     p.add_argument("--compile", action="store_true", help="agent.compile=true")
+    p.add_argument("--with-reference", action="store_true", help="also time agent.reference_update=true (before)")
     p.add_argument("--out", default="benchmarks/results/bench_overhead.txt")
     args = p.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]

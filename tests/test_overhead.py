@@ -300,11 +300,11 @@ def test_bench_overhead_script_runs(tmp_path, capsys):
     out = tmp_path / "o.txt"
     try:
         bench_overhead.main(["--sizes", "tiny", "--methods", "ls,imgrad", "--rounds", "2", "--warmup", "1",
-                             "--diagnostics-every", "1,10", "--out", str(out)])  # fmt: skip
+                             "--diagnostics-every", "1,10", "--with-reference", "--out", str(out)])  # fmt: skip
     finally:
         torch.set_num_threads(n)
     text = out.read_text()
-    for row in ("lean ", "lean_fused", "ls/1", "imgrad/10", "ratio tiny ls/10/lean:"):
+    for row in ("lean ", "lean_fused", "ls/1", "imgrad/10", "ls/ref", "ratio tiny ls/10/lean:"):
         assert row in text, row
     with pytest.raises(SystemExit):
         bench_overhead.main(["--sizes", "huge"])
