@@ -248,8 +248,8 @@ class MultiTaskSAC:
         for key, (a, b) in (("critic", (self.q1, self.q2)), ("target", (self.q1_target, self.q2_target))):
             self._views[key] = ({"q1": dict(a.shared), "q2": dict(b.shared)}, {"q1": dict(a.task), "q2": dict(b.task)})
         if cfg.compile and not cfg.reference_update:
-            self._critic_losses = torch.compile(L.critic_losses_all, dynamic=False)
-            self._actor_losses = torch.compile(L.actor_losses_all, dynamic=False)
+            self._critic_losses = torch.compile(L.critic_losses_all)  # dynamic shapes after a change of B
+            self._actor_losses = torch.compile(L.actor_losses_all)
         self.n_updates = 0
         self.n_skipped = {"critic": 0, "actor": 0, "alpha": 0}
         self._reads_gradients: set[str] = set()  # losses whose method read G (see _gradient_free_step)
