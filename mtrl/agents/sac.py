@@ -501,16 +501,14 @@ class MultiTaskSAC:
         noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
         target = self.critic_target(rew, next_obs, term, noise, alpha)
         c_sh, c_tk = self._critic_params()
-        closs = None
-        if "critic" in self.aggregators and c_sh["q1"] and self._gradient_free("critic", diag):
+        closs, aggregated = None, "critic" in self.aggregators and bool(c_sh["q1"])
+        if aggregated and self._gradient_free("critic", diag):  # None: the method reads G
             losses = self._critic_losses(c_sh, c_tk, obs, act, target, self.b_critic, weight)
             closs = self._gradient_free_step("critic", self.critic_opt, c_sh, c_tk, losses, info)
-        if closs is not None:
-            pass
-        elif "critic" in self.aggregators and c_sh["q1"]:
+        if closs is None and aggregated:
             G, g_tk, closs = self.critic_task_grads(obs, act, target, weight)
             self._apply("critic", self.critic_opt, _leaves(c_sh), _leaves(c_tk), G, g_tk, closs, info, full=diag)
-        else:  # no aggregator: the plain backward of the mean loss (trunk: g0; each head: ∇L_i / K)
+        elif closs is None:  # no aggregator: the plain backward of the mean loss (trunk: g0; each head: ∇L_i / K)
             closs = self._critic_losses(c_sh, c_tk, obs, act, target, self.b_critic, weight)
             self.critic_opt.zero_grad(set_to_none=True)
             closs.mean().backward()
@@ -520,18 +518,16 @@ class MultiTaskSAC:
         # --- actor (critic fixed)
         noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
         a_sh, a_tk = self._actor_params()
-        aloss = None
-        if "actor" in self.aggregators and a_sh and self._gradient_free("actor", diag):
+        aloss, aggregated = None, "actor" in self.aggregators and bool(a_sh)
+        if aggregated and self._gradient_free("actor", diag):
             cd_sh, cd_tk = (_detached(t) for t in self._critic_params())
             losses, logp = self._actor_losses(a_sh, a_tk, cd_sh, cd_tk, obs, noise, alpha, self.b_actor,
                                               self.b_critic, weight)  # fmt: skip
             aloss = self._gradient_free_step("actor", self.actor_opt, a_sh, a_tk, losses, info)
-        if aloss is not None:
-            pass
-        elif "actor" in self.aggregators and a_sh:
+        if aloss is None and aggregated:
             G, g_tk, aloss, logp = self.actor_task_grads(obs, noise, alpha, weight)
             self._apply("actor", self.actor_opt, _leaves(a_sh), _leaves(a_tk), G, g_tk, aloss, info, full=diag)
-        else:
+        elif aloss is None:
             cd_sh, cd_tk = (_detached(t) for t in self._critic_params())
             aloss, logp = self._actor_losses(a_sh, a_tk, cd_sh, cd_tk, obs, noise, alpha, self.b_actor, self.b_critic,
                                              weight)  # fmt: skip
