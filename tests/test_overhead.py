@@ -174,6 +174,15 @@ def test_the_comparison_can_fail():
         _assert_same_run(_agent("ls", lr=3.1e-4), _agent("ls", reference_update=True), 5)
 
 
+def test_acting_equals_the_reference():
+    fast, ref = _agent("ls"), _agent("ls", reference_update=True)
+    obs = _batch(0)["obs"][:, 0].numpy()
+    for det in (True, False):
+        a, b = (ag.act(obs, torch.Generator().manual_seed(4), deterministic=det) for ag in (fast, ref))
+        assert a.shape == (K, ACT)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_diagnostics_every_changes_nothing_but_what_is_reported():
     """Bit for bit the same parameters and aggregator state with diagnostics every update or every 4th."""
     a, b = _agent("imgrad", diagnostics_every=1), _agent("imgrad", diagnostics_every=4)

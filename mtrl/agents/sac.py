@@ -289,7 +289,11 @@ class MultiTaskSAC:
         else:
             noise = torch.randn((self.K, 1, self.act_dim), generator=generator).to(self.device)
         a_sh, a_tk = self._actor_params()
-        action, _, mean_action = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, x, noise, self.n_actor)
+        if self.cfg.reference_update:
+            action, _, mean_action = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, x, noise,
+                                                                                     self.n_actor)  # fmt: skip
+        else:  # the same function on the task-batched actor
+            action, _, mean_action = policy_one(a_sh, a_tk, x, noise, self.b_actor)
         out = mean_action if deterministic else action
         return out.reshape(self.K, self.act_dim).cpu().numpy()
 
