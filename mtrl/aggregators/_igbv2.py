@@ -172,6 +172,9 @@ class IGBv2(IGBv1):
         if self._sac is not None:
             state["sac"] = self._sac.state_dict()
             state["buffer"] = self._buffer.state_dict()
+        elif self._pending_state is not None:  # restored, not called since: a checkpoint now must keep the agent
+            state["sac"] = self._pending_state["sac"]
+            state["buffer"] = self._pending_state["buffer"]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -84,6 +84,28 @@ def test_state_round_trip_continues_exactly() -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_a_restored_agent_checkpointed_before_its_next_call_keeps_its_sac() -> None:
+    """The SAC is built at the first call (when K is known), so a restored one waits for it; a checkpoint taken in
+    between (a SIGTERM right after a resume) must still hold the SAC and its buffer, and continue exactly."""
+    kw = dict(window=3, random_windows=2, update_after=1, update_every=4, batch_size=8, hidden_dim=8, seed=1)
+    G = torch.randn(K, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    straight = make_aggregator("igbv2", **kw)
+    ref = _drive(straight, 0, 50, G)
+    first = make_aggregator("igbv2", **kw)
+    _drive(first, 0, 30, G)
+    state = first.state_dict()
+    assert {"sac", "buffer"} <= set(state)
+    again = make_aggregator("igbv2", **kw)
+    again.load_state_dict(state)
+    buf = io.BytesIO()
+    torch.save(again.state_dict(), buf)  # no call in between
+    buf.seek(0)
+    resumed = make_aggregator("igbv2", **kw)
+    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    for a, b in zip(ref[30:], _drive(resumed, 30, 50, G)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("kwargs", [{"random_windows": 1, "baseline_window": 1}, {"action_scale": 0.0},
                                     {"update_every": 0}, {"gamma": 1.5}])  # fmt: skip
 def test_bad_hyperparameters_are_refused(kwargs) -> None:
