@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--diagnostics-every", default=None,
-                   help="agent.diagnostics_every (default: agent's), or a comma-separated list of values to compare")
+    diag_help = "agent.diagnostics_every (default: agent's), or a comma-separated list of values to compare"
+    p.add_argument("--diagnostics-every", default=None, help=diag_help)
     p.add_argument("--compile", action="store_true", help="agent.compile=true")
     p.add_argument("--with-reference", action="store_true", help="also time agent.reference_update=true (before)")
     p.add_argument("--out", default="benchmarks/results/bench_overhead.txt")

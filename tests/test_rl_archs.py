@@ -209,6 +209,28 @@ def test_vmap_per_task_grads_equal_k_backward_passes(arch):
         assert not torch.allclose(Gf[0], Gf[1])  # rows really are per task
 
 
+@pytest.mark.parametrize("layers", [2, 3])
+@pytest.mark.parametrize("critic", [False, True])
+def test_sm_forward_equals_the_module_by_module_definition(layers, critic):
+    """The trunk is computed sample-major with the last layer applied before the mixing (one GEMM each, for speed);
+    it equals the definition step by step: module j of layer l gets ``Σ_k P[b, j, k] y_k``, applies its own linear
+    layer (ReLU between layers), and the last layer's modules are averaged (reference: ``SoftModularizedMLP``)."""
+    from mtrl.agents.archs._base import linear
+
+    torch.manual_seed(0)
+    spec = NetSpec(OBS + 2 * critic, 1 if critic else 2 * ACT, OBS, K, 16, 2, init="xavier")
+    net = SoftModularNet(spec, sm_layers=layers).double()
+    x = torch.randn(B, spec.in_dim, dtype=torch.float64)
+    shared, task = dict(net.shared), {k: v[1] for k, v in net.task.items()}
+    h, probs = net.routing(shared, task, x)
+    y = torch.relu(linear(shared, "mod0", h))  # [E, B, H]
+    for l in range(1, layers):
+        y = torch.stack([sum(probs[l - 1][:, j, k, None] * y[k] for k in range(net.E)) for j in range(net.E)])
+        y = linear(shared, f"mod{l}", y)
+        y = torch.relu(y) if l < layers - 1 else y
+    torch.testing.assert_close(net.forward_one(shared, task, x), y.mean(dim=0), rtol=1e-12, atol=1e-12)
+
+
 def test_sm_task_embedding_gets_only_its_own_tasks_gradient():
     ag = _agent("sm")
     b = _batch()
@@ -223,21 +245,48 @@ def test_sm_task_embedding_gets_only_its_own_tasks_gradient():
 
 
 # -------------------------------------------------------------------------------------------- end to end (fake)
+UPDATES = 12  # igbv2 (IGBV2_FAST) starts its own SAC's updates at its 10th call
+
+
 @pytest.mark.parametrize("arch", NEW)
 @pytest.mark.parametrize("name", sorted(AGGREGATORS))
-def test_every_aggregator_trains_with_each_architecture(tmp_path, arch, name):
+def test_every_aggregator_trains_with_each_architecture(arch, name):
+    """Each aggregator on each new architecture, in the agent the training entry point builds from the config
+    (``build_agent``): every update sends the architecture's per-task gradients through the aggregator (critic and
+    actor), moves the networks and keeps them finite, and the agent's state (the aggregator's included) round-trips
+    through a checkpoint. The training loop itself runs with both architectures in the resume and entry-point tests
+    (and with every aggregator in ``tests/test_rl_train.py``); this used to be 40 short training runs."""
+    import io
+
+    from mtrl.train import build_agent
+
     extra = IGBV2_FAST if name == "igbv2" else ()
-    out = run(tmp_path, f"agent.aggregator={name}", f"agent.arch={arch}", "train.steps_per_task=30", *extra)
-    assert out["step"] == 30
-    state = final_state(tmp_path)
-    assert state["agent"]["n_updates"] > 0
+    cfg = cfg_of(*TINY, f"agent.aggregator={name}", f"agent.arch={arch}", *extra)
+    torch.manual_seed(0)
+    agent = build_agent(cfg, OBS, ACT, K, torch.device("cpu"))
+    before = {k: v.clone() for k, v in agent.actor.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    for i in range(UPDATES):
+        agent.update(_batch(i), g)
+    assert agent.n_updates == UPDATES
+    for loss in ("critic", "actor"):
+        assert agent.aggregators[loss].n_calls == UPDATES and agent.aggregators[loss].name == name
+    after = agent.actor.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
     for net in ("actor", "q1", "q2"):
-        assert all(torch.isfinite(v).all() for v in state["agent"][net].values())
+        assert all(torch.isfinite(v).all() for v in getattr(agent, net).state_dict().values())
+    buf = io.BytesIO()
+    torch.save(agent.state_dict(), buf)
+    buf.seek(0)
+    torch.manual_seed(1)
+    other = build_agent(cfg, OBS, ACT, K, torch.device("cpu"))
+    other.load_state_dict(torch.load(buf, weights_only=True))
+    assert_same(other.state_dict(), agent.state_dict())
 
 
 @pytest.mark.parametrize("arch", NEW)
 def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, arch):
-    n = 130
+    n = 40  # warm-up 10: the split at 20 has updates on both sides (and an evaluation after it, at 40)
     straight, split = tmp_path / "straight", tmp_path / "split"
     common = ("agent.aggregator=pcgrad", f"agent.arch={arch}")
     run(straight, *common, f"train.steps_per_task={n}")
@@ -250,6 +299,27 @@ def test_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, arch):
     assert_same(sa["rng"], sb["rng"])
     with pytest.raises(Exception, match="arch"):  # another architecture's checkpoint is refused
         run(split, "agent.aggregator=pcgrad", "agent.arch=multihead", f"train.steps_per_task={n + 10}", "resume=true")
+
+
+@pytest.mark.parametrize("arch", NEW)
+def test_reference_presets_of_the_architectures_compose_and_run(tmp_path, arch):
+    """``experiment=sm_mt10`` / ``care_mt10``: facebookresearch/mtrl's MT10 commands for the two architectures
+    (its docs' baseline.rst) = the published run's settings (experiment=mt10_reference) with the architecture, per-task
+    α, the task id carried as a one-hot, no gradient manipulation; they run (fake env, small)."""
+    cfg = cfg_of(f"experiment={arch}_mt10")
+    check_config(cfg)
+    e, a, t = cfg.env, cfg.agent, cfg.train
+    assert (e.name, e.task_id, e.eval_episodes, e.max_episode_steps, e.fixed_goal, e.normalize_reward) == (
+        "mt10_legacy", "onehot", 1, 150, True, True)  # fmt: skip
+    assert (a.arch, a.alpha, list(a.aggregate_on), a.aggregator, a.init, a.replay, a.batch_size) == (
+        arch, "per_task", ["critic", "actor"], "ls", "xavier", "uniform", 1280)  # fmt: skip
+    assert (t.steps_per_task, t.warmup_steps_per_task, t.warmup_updates, t.eval_every) == (
+        2_000_000, 1500, 1500, 30_000)  # fmt: skip
+    small = ("env=fake", "env.task_id=onehot", "agent.batch_size=24", "agent.hidden_dim=16", "train.warmup_updates=5")
+    out = run(tmp_path, f"experiment={arch}_mt10", *small, "train.eval_every=40", "train.steps_per_task=60")
+    assert out["step"] == 60
+    state = final_state(tmp_path)
+    assert state["agent"]["log_alpha"].shape == (3,) and state["agent"]["n_updates"] == 5 + 50
 
 
 LEARN = {"sm": (2500, 250), "care": (4500, 500)}  # steps per task, eval every: measured budgets, see the docstring

@@ -234,6 +234,7 @@ def test_ctrl_c_writes_a_checkpoint(tmp_path):
     assert ckpt is not None and 0 < load_checkpoint(ckpt)["loop"]["step"] < 1000000
 
 
+@pytest.mark.slow  # real Meta-World or a learning run: CI's slow step (pytest -m slow)
 def test_fake_env_learning_improves(tmp_path):
     """Success of the deterministic policy rises from ~0 (untrained) to most episodes within 2,500 steps."""
     run(tmp_path, "env.num_tasks=2", "agent.hidden_dim=64", "agent.num_layers=2", "agent.batch_size_per_task=32",
@@ -244,6 +245,7 @@ def test_fake_env_learning_improves(tmp_path):
     assert np.mean(success[:3]) <= 0.2 and np.mean(success[-3:]) >= 0.4, success
 
 
+@pytest.mark.slow  # real Meta-World or a learning run: CI's slow step (pytest -m slow)
 def test_real_mt10_smoke(tmp_path):
     """The smoke preset on real MT10 (one build of MT10 for training, one for evaluation)."""
     cfg = cfg_of(
@@ -350,6 +352,7 @@ def test_reference_presets_compose_to_the_published_run_and_smoke(tmp_path, pres
     assert actor["shared.w0"].shape[0] == 2 and not [k for k in actor if k.startswith("task.")]  # one MLP, 2-d obs
 
 
+@pytest.mark.slow  # real Meta-World or a learning run: CI's slow step (pytest -m slow)
 def test_real_mt10_legacy_reference_preset_smoke(tmp_path):
     """``experiment=cagrad_mt10`` on real MT10 (tiny network and budget): 39-d observations without the one-hot,
     the reference normalisation on the training rewards, an evaluation at step 0 on the training goals."""

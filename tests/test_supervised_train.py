@@ -152,6 +152,26 @@ def test_config_errors() -> None:
         trainer.check_config(_cfg(Path("/tmp/x"), "grad_scale=3"))
     with pytest.raises(ConfigError, match="data.root is required"):
         trainer.check_config(_cfg(Path("/tmp/x"), "data=real"))
+    for bad in ("0", "two", "1.5"):
+        with pytest.raises(ConfigError, match="train.torch_threads must be auto, null"):
+            trainer.check_config(_cfg(Path("/tmp/x"), f"train.torch_threads={bad}"))
+
+
+def test_torch_threads_default_is_auto_and_never_more_than_the_job_may_use(monkeypatch) -> None:
+    """Issue 14: the supervised trainer takes ``train.torch_threads`` as RL does (``auto`` by default: the job's CPU
+    allowance, here capped by ``OMP_NUM_THREADS``), so runs sharing a machine cannot oversubscribe it."""
+    from omegaconf import OmegaConf
+
+    from mtrl import _threads
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="supervised")
+    assert cfg.train.torch_threads == "auto"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _threads.resolve_torch_threads(trainer._torch_threads(cfg)) == 1
+    OmegaConf.set_struct(cfg, False)
+    del cfg.train["torch_threads"]  # a config written before the key existed: auto as well
+    assert trainer._torch_threads(cfg) == "auto"
 
 
 def test_cli_refuses_a_bad_root_in_one_line(tmp_path: Path) -> None:

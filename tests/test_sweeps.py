@@ -112,6 +112,7 @@ def test_run_seeds_fallback_runs_every_seed_and_skips_finished_runs(tmp_path: Pa
     assert bad.returncode != 0 and "FAILED" in bad.stderr
 
 
+@pytest.mark.slow  # needs .[launchers]: CI's slow step (pytest -m slow) installs it
 def test_ray_launcher_runs_a_two_job_sweep(tmp_path: Path) -> None:
     """A local Ray runtime (hydra/launcher=ray_local) runs two fake-env jobs; each writes its own tree."""
     pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[launchers]')")
@@ -124,6 +125,7 @@ def test_ray_launcher_runs_a_two_job_sweep(tmp_path: Path) -> None:
         assert recs[-1]["step"] == 200 and recs[-1]["seed"] == seed and recs[-1]["method"] == "cagrad"
 
 
+@pytest.mark.slow  # needs .[launchers]: CI's slow step (pytest -m slow) installs it
 def test_slurm_launcher_config_composes() -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher is not installed")
     proc = _run([sys.executable, "-m", "mtrl.train", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",

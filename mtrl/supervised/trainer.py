@@ -42,7 +42,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from mtrl import seeding
+from mtrl import _threads, seeding
 from mtrl._io import JsonlRecords, atomic_write_text
 from mtrl._io import remove_temp_files as remove_text_temp_files
 from mtrl.aggregators import aggregate_backward, make_aggregator
@@ -77,6 +77,11 @@ _AGG_LISTS = {"weights": "weight", "grad_norms": "grad_norm", "cos_to_direction"
 
 
 GRAD_WRT = ("params", "rep")
+
+
+def _torch_threads(cfg: DictConfig) -> Any:
+    """``train.torch_threads``: ``auto`` where a config lacks the key (``null`` stays torch's own default)."""
+    return OmegaConf.select(cfg, "train.torch_threads", default=_threads.AUTO)
 
 
 def _opt(cfg: DictConfig, key: str, default: Any) -> Any:
@@ -128,6 +133,10 @@ def check_config(cfg: DictConfig) -> None:
     for k, v in positive.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
             raise ConfigError(f"{k} must be a positive number, got {v!r}")
+    try:
+        _threads.check_torch_threads(_torch_threads(cfg))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if str(_opt(cfg, "train.per_task_grads", "auto")) not in PER_TASK_GRADS:
         raise ConfigError(f"train.per_task_grads must be one of {', '.join(PER_TASK_GRADS)}, "
                           f"got {cfg.train.per_task_grads!r}")  # fmt: skip
@@ -387,8 +396,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     remove_temp_files(out_dir / "checkpoints")
     remove_text_temp_files(out_dir)
     prev_threads = torch.get_num_threads()
-    if cfg.train.torch_threads:
-        torch.set_num_threads(int(cfg.train.torch_threads))
+    _threads.set_torch_threads(_torch_threads(cfg))  # auto: the job's CPUs / launcher jobs (mtrl/_threads.py)
     rngs = seeding.seed_everything(int(cfg.seed))
     device = _device(str(cfg.device))
     name = cfg.benchmark.name

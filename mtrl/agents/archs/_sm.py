@@ -91,14 +91,29 @@ class SoftModularNet(nn.Module):
         return h, [torch.softmax(p.reshape(*p.shape[:-1], E, E), dim=-1) for p in logits]
 
     def forward_one(self, shared: Params, task: Params, x: torch.Tensor) -> torch.Tensor:
+        """Modules are kept sample-major, ``[B, E, H]``, so that the first layer and the last are one GEMM each
+        (below) and no permuted copy of the largest activation is made: the ``[E, B, H]`` layout with ``B`` tiny
+        ``E x E`` mixing products made the update grow ~8.6x from MT10 to MT50 on a CPU (issue 13)."""
         h, probs = self.routing(shared, task, x)
-        y = torch.relu(linear(shared, "mod0", h))  # [E, B, H]
-        for l in range(1, self.L):
-            y = torch.einsum("bjk,kbd->jbd", probs[l - 1], y)  # module j of layer l mixes layer l-1's modules
-            y = linear(shared, f"mod{l}", y)
-            if l < self.L - 1:
-                y = torch.relu(y)
-        return y.mean(dim=0)
+        W0, b0 = shared["mod0_w"], shared["mod0_b"]  # [E, 50, H], [E, 1, H]: every module's first layer at once
+        E, d_in, H = W0.shape
+        y = torch.relu(torch.addmm(b0.reshape(1, E * H), h, W0.transpose(0, 1).reshape(d_in, E * H)))
+        y = y.unflatten(-1, (E, H))  # [B, E, H]
+        for l in range(1, self.L - 1):  # module j of layer l takes Σ_k P[b, j, k] y_k (only for sm_layers > 2)
+            y = torch.bmm(probs[l - 1], y)
+            y = torch.relu(torch.einsum("bjh,jho->bjo", y, shared[f"mod{l}_w"]) + shared[f"mod{l}_b"].transpose(0, 1))
+        return self._last_layer(shared, probs[-1], y)
+
+    def _last_layer(self, shared: Params, P: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The last module layer and the mean over its modules: ``(1/E) Σ_j ((Σ_k P[b, j, k] y_k) W_j + b_j)``,
+        computed as ``(1/E) Σ_j Σ_k P[b, j, k] (y_k W_j) + mean_j b_j`` (the same sum, linear in ``y``): one GEMM of
+        every module output with every last-layer weight, ``[B·E, H] @ [H, E·out]`` (``out``, the action or Q
+        size, is small), instead of the mixing products over the largest activation first."""
+        W, b = shared[f"mod{self.L - 1}_w"], shared[f"mod{self.L - 1}_b"]  # [E, H, out], [E, 1, out]
+        E, H, out = W.shape
+        z = (y @ W.transpose(0, 1).reshape(H, E * out)).unflatten(-1, (E, out))  # [B, E_k, E_j, out]
+        mixed = (P.transpose(1, 2).unsqueeze(-1) * z).sum(dim=(1, 2))  # Σ_k Σ_j P[b, j, k] z[b, k, j] -> [B, out]
+        return mixed / E + b.mean(dim=0)
 
 
 def build_sm(spec: NetSpec) -> SoftModularNet:
