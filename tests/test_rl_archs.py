@@ -187,12 +187,21 @@ def test_care_attention_sums_to_one_and_depends_on_the_task_embedding():
 
 # ------------------------------------------------------------------------------------------ gradient routing
 @pytest.mark.parametrize("arch", NEW)
-def test_vmap_per_task_grads_equal_k_backward_passes(arch):
-    """The one vectorised pass gives the same K rows for the shared parameters (and per-task gradients) as K
-    backward passes (``per_task_grads=loop``)."""
+@pytest.mark.parametrize("mode", ["vmap", "batched", "batched_in_groups"])
+def test_vmap_per_task_grads_equal_k_backward_passes(arch, mode, monkeypatch):
+    """The one vectorised pass (``vmap``, or the default ``batched``: one backward through per-task expanded views)
+    gives the same K rows for the shared parameters (and per-task gradients) as K backward passes
+    (``per_task_grads=loop``); ``batched_in_groups``: SM's task-batched forward split into groups of one task (what
+    it does at MT50 size to stay in the CPU cache)."""
+    if mode == "batched_in_groups":
+        if arch != "sm":
+            pytest.skip("only sm groups its tasks")
+        from mtrl.agents.archs import _sm
+
+        monkeypatch.setattr(_sm, "GROUP_BYTES", 1)
     b = _batch()
     y, noise, alpha = torch.randn(K, B), torch.randn(K, B, ACT), torch.tensor([0.5, 1.0, 2.0])
-    fast, slow = _agent(arch, "vmap"), _agent(arch, "loop")
+    fast, slow = _agent(arch, mode.replace("_in_groups", "")), _agent(arch, "loop")
     for name in ("critic", "actor"):
         if name == "critic":
             (Gf, hf, lf), (Gs, hs, ls_) = (a.critic_task_grads(b["obs"], b["action"], y) for a in (fast, slow))
