@@ -51,6 +51,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _interleaved(iteration, methods: list[str], ways: tuple[str, ...], rounds: int, iters: int,
+                 device: torch.device) -> dict[tuple[str, str], list[float]]:  # fmt: skip
+    """ms per ``iteration(method, way)`` for every (method, way), one list entry per round: every round runs every
+    method both ways, alternating which way goes first (after one warm-up call per way: allocator, first calls)."""
+    for way in ways:
+        iteration(methods[0], way)
+    times: dict[tuple[str, str], list[float]] = {(m, w_): [] for m in methods for w_ in ways}
+    for r in range(rounds):
+        for m in methods:
+            for way in ways if r % 2 == 0 else ways[::-1]:
+                _sync(device)
+                t0 = time.perf_counter()
+                for _ in range(iters):
+                    iteration(m, way)
+                _sync(device)
+                times[(m, way)].append((time.perf_counter() - t0) / iters * 1e3)
+    return times
+
+
 def _bench(batch: dict[str, torch.Tensor], res: str, width: float, methods: list[str], rounds: int, iters: int,
            device: torch.device) -> list[str]:  # fmt: skip
     """The rows of one resolution: median ms per iteration for each method, loop vs batched, interleaved."""
@@ -69,18 +88,7 @@ def _bench(batch: dict[str, torch.Tensor], res: str, width: float, methods: list
         if not out.skipped:
             opt.step()
 
-    for way in ways:  # warm-up (allocator, first-call costs)
-        iteration(methods[0], way)
-    times: dict[tuple[str, str], list[float]] = {(m, w_): [] for m in methods for w_ in ways}
-    for r in range(rounds):
-        for m in methods:
-            for way in ways if r % 2 == 0 else ways[::-1]:
-                _sync(device)
-                t0 = time.perf_counter()
-                for _ in range(iters):
-                    iteration(m, way)
-                _sync(device)
-                times[(m, way)].append((time.perf_counter() - t0) / iters * 1e3)
+    times = _interleaved(iteration, methods, ways, rounds, iters, device)
     auto = PerTaskGradients("auto", measure_on_cpu=True)  # what auto's measurement picks (the CPU rule aside)
     while auto.chosen is None:
         auto(task_losses("nyuv2", TASKS, model(batch["image"]), batch), shared)
@@ -119,18 +127,7 @@ def _bench_rep(batch: dict[str, torch.Tensor], res: str, width: float, methods: 
         if not out.skipped:
             opt.step()
 
-    for way in ways:
-        iteration(methods[0], way)
-    times: dict[tuple[str, str], list[float]] = {(m, w_): [] for m in methods for w_ in ways}
-    for r in range(rounds):
-        for m in methods:
-            for way in ways if r % 2 == 0 else ways[::-1]:
-                _sync(device)
-                t0 = time.perf_counter()
-                for _ in range(iters):
-                    iteration(m, way)
-                _sync(device)
-                times[(m, way)].append((time.perf_counter() - t0) / iters * 1e3)
+    times = _interleaved(iteration, methods, ways, rounds, iters, device)
     rows = []
     for m in methods:
         pa, re = times[(m, "params")], times[(m, "rep")]

@@ -18,17 +18,19 @@ per-task losses:
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
+
+from mtrl._ring import RingState
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
 REPLAYS = ("stratified", "uniform")
 
 
-class MultiTaskReplayBuffer:
+class MultiTaskReplayBuffer(RingState):
     """One FIFO buffer per task with a shared pointer; arrays only (checkpointed as arrays, never pickled)."""
+
+    capacity_label = "replay capacity per task"
 
     def __init__(self, num_tasks: int, capacity_per_task: int, obs_dim: int, act_dim: int) -> None:
         if capacity_per_task < 1:
@@ -76,22 +78,3 @@ class MultiTaskReplayBuffer:
         batch = {k: torch.from_numpy(v[tasks, rows]).to(device) for k, v in self.data.items()}
         batch["weight"] = torch.from_numpy(weight).to(device)
         return batch
-
-    def state_dict(self) -> dict[str, Any]:
-        """The filled part of the arrays (as tensors, for ``torch.save(weights_only)``), pointer and size."""
-        return {
-            "ptr": self.ptr,
-            "size": self.size,
-            "capacity": self.capacity,
-            **{k: torch.from_numpy(np.ascontiguousarray(v[:, : self.size])) for k, v in self.data.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if int(state["capacity"]) != self.capacity:
-            raise ValueError(f"replay capacity per task differs: checkpoint {state['capacity']}, run {self.capacity}")
-        self.ptr, self.size = int(state["ptr"]), int(state["size"])
-        for k, v in self.data.items():
-            arr = state[k].numpy()
-            if arr.shape[0] != v.shape[0] or arr.shape[2:] != v.shape[2:]:
-                raise ValueError(f"replay field {k!r}: checkpoint shape {tuple(arr.shape)}, run {v.shape}")
-            v[:, : self.size] = arr

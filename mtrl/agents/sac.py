@@ -558,17 +558,7 @@ class MultiTaskSAC:
 
         # --- after-step hooks (only of methods that have one: the base hook does nothing)
         before = {"critic": closs, "actor": aloss, "alpha": alpha_losses.detach()}
-        for name, agg in self.aggregators.items():
-            if type(agg).step is Aggregator.step:
-                continue
-            res = info.results.get(name)
-            if (res is not None and res.skipped) or not bool(torch.isfinite(before[name]).all()):
-                continue  # a skipped or non-finite update must not reach the method's state
-            losses = before[name]
-            if agg.uses_losses:
-                losses = self._post_step_losses(name, obs, act, target, noise, alpha, weight, logp)
-            if bool(torch.isfinite(losses).all()):
-                agg.step(losses)
+        self._step_aggregators(info, before, obs, act, target, noise, alpha, weight, logp)
 
         self.n_updates += 1
         if diag:
@@ -622,15 +612,7 @@ class MultiTaskSAC:
 
         # --- after-step hooks of the aggregators (loss-based methods want the losses after the step)
         before = {"critic": closs, "actor": aloss, "alpha": alpha_losses.detach()}
-        for name, agg in self.aggregators.items():
-            res = info.results.get(name)
-            if (res is not None and res.skipped) or not bool(torch.isfinite(before[name]).all()):
-                continue  # a skipped or non-finite update must not reach the method's state
-            losses = before[name]
-            if agg.uses_losses:
-                losses = self._post_step_losses(name, obs, act, target, noise, alpha, weight, logp)
-            if bool(torch.isfinite(losses).all()):
-                agg.step(losses)
+        self._step_aggregators(info, before, obs, act, target, noise, alpha, weight, logp)
 
         self.n_updates += 1
         info.critic_losses, info.actor_losses = closs.cpu().numpy(), aloss.cpu().numpy()
@@ -644,6 +626,22 @@ class MultiTaskSAC:
         return -(self.log_alpha.exp().expand(self.K) * (logp + self.target_entropy))
 
     @torch.no_grad()
+    def _step_aggregators(self, info, before, obs, act, target, noise, alpha, weight, logp) -> None:
+        """The aggregators' after-step hooks (loss-based methods read the losses, after the step where they ask for
+        it); a skipped update, or non-finite losses, never reach a method's state. Methods without a hook (the base
+        class's no-op ``step``) are passed over."""
+        for name, agg in self.aggregators.items():
+            if type(agg).step is Aggregator.step:
+                continue
+            res = info.results.get(name)
+            if (res is not None and res.skipped) or not bool(torch.isfinite(before[name]).all()):
+                continue  # a skipped or non-finite update must not reach the method's state
+            losses = before[name]
+            if agg.uses_losses:
+                losses = self._post_step_losses(name, obs, act, target, noise, alpha, weight, logp)
+            if bool(torch.isfinite(losses).all()):
+                agg.step(losses)
+
     def _post_step_losses(self, name, obs, act, target, noise, alpha, weight, logp) -> torch.Tensor:
         if name == "alpha":
             return self._alpha_losses(logp)

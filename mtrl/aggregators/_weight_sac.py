@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import grad_and_value, vmap
 
+from mtrl._ring import RingState
+
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
@@ -212,7 +214,7 @@ class WeightSAC:
         self.n_updates = int(state["n_updates"])
 
 
-class WeightReplay:
+class WeightReplay(RingState):
     """FIFO replay of ``capacity`` transitions, arrays ``[1, capacity, ...]`` (the layout of mtrl's multi-task
     replay with one task, so its ``state_dict`` is the same)."""
 
@@ -241,21 +243,3 @@ class WeightReplay:
         idx = rng.integers(0, self.size, size=(1, batch_size))
         rows = np.zeros((1, 1), dtype=np.int64)
         return {k: torch.from_numpy(v[rows, idx]) for k, v in self.data.items()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "ptr": self.ptr,
-            "size": self.size,
-            "capacity": self.capacity,
-            **{k: torch.from_numpy(np.ascontiguousarray(v[:, : self.size])) for k, v in self.data.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if int(state["capacity"]) != self.capacity:
-            raise ValueError(f"replay capacity differs: checkpoint {state['capacity']}, run {self.capacity}")
-        self.ptr, self.size = int(state["ptr"]), int(state["size"])
-        for k, v in self.data.items():
-            arr = state[k].numpy()
-            if arr.shape[0] != v.shape[0] or arr.shape[2:] != v.shape[2:]:
-                raise ValueError(f"replay field {k!r}: checkpoint shape {tuple(arr.shape)}, run {v.shape}")
-            v[:, : self.size] = arr
