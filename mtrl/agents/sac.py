@@ -625,7 +625,6 @@ class MultiTaskSAC:
         """The K temperature losses ``−α_i (log π_i + H̄)`` (``logp``: each task's mean log π, detached)."""
         return -(self.log_alpha.exp().expand(self.K) * (logp + self.target_entropy))
 
-    @torch.no_grad()
     def _step_aggregators(self, info, before, obs, act, target, noise, alpha, weight, logp) -> None:
         """The aggregators' after-step hooks (loss-based methods read the losses, after the step where they ask for
         it); a skipped update, or non-finite losses, never reach a method's state. Methods without a hook (the base
@@ -642,6 +641,7 @@ class MultiTaskSAC:
             if bool(torch.isfinite(losses).all()):
                 agg.step(losses)
 
+    @torch.no_grad()
     def _post_step_losses(self, name, obs, act, target, noise, alpha, weight, logp) -> torch.Tensor:
         if name == "alpha":
             return self._alpha_losses(logp)
