@@ -557,8 +557,7 @@ class MultiTaskSAC:
             torch._foreach_lerp_(self._polyak[0], self._polyak[1], cfg.tau)
 
         # --- after-step hooks (only of methods that have one: the base hook does nothing)
-        before = {"critic": closs, "actor": aloss, "alpha": alpha_losses.detach()}
-        self._step_aggregators(info, before, obs, act, target, noise, alpha, weight, logp)
+        self._step_aggregators(info, closs, aloss, alpha_losses, obs, act, target, noise, alpha, weight, logp)
 
         self.n_updates += 1
         if diag:
@@ -611,8 +610,7 @@ class MultiTaskSAC:
                     pt.lerp_(ps, cfg.tau)
 
         # --- after-step hooks of the aggregators (loss-based methods want the losses after the step)
-        before = {"critic": closs, "actor": aloss, "alpha": alpha_losses.detach()}
-        self._step_aggregators(info, before, obs, act, target, noise, alpha, weight, logp)
+        self._step_aggregators(info, closs, aloss, alpha_losses, obs, act, target, noise, alpha, weight, logp)
 
         self.n_updates += 1
         info.critic_losses, info.actor_losses = closs.cpu().numpy(), aloss.cpu().numpy()
@@ -625,10 +623,12 @@ class MultiTaskSAC:
         """The K temperature losses ``−α_i (log π_i + H̄)`` (``logp``: each task's mean log π, detached)."""
         return -(self.log_alpha.exp().expand(self.K) * (logp + self.target_entropy))
 
-    def _step_aggregators(self, info, before, obs, act, target, noise, alpha, weight, logp) -> None:
+    def _step_aggregators(self, info, closs, aloss, alpha_losses, obs, act, target, noise, alpha, weight,
+                          logp) -> None:  # fmt: skip
         """The aggregators' after-step hooks (loss-based methods read the losses, after the step where they ask for
         it); a skipped update, or non-finite losses, never reach a method's state. Methods without a hook (the base
         class's no-op ``step``) are passed over."""
+        before = {"critic": closs, "actor": aloss, "alpha": alpha_losses.detach()}
         for name, agg in self.aggregators.items():
             if type(agg).step is Aggregator.step:
                 continue

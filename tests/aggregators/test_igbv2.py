@@ -67,18 +67,29 @@ def test_random_weights_first_then_the_sac_policy() -> None:
     assert not np.allclose(ws[5].numpy(), ws[6].numpy())  # random weights change every step
 
 
+ROUND_TRIP = dict(window=3, random_windows=2, update_after=1, update_every=4, batch_size=8, hidden_dim=8, seed=1)
+
+
+def _round_trip_G() -> torch.Tensor:
+    return torch.randn(K, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+
+def _through_checkpoint(state: dict) -> dict:
+    """``state`` saved and loaded as in a checkpoint: tensors and plain types only (``weights_only``)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
 def test_state_round_trip_continues_exactly() -> None:
-    kw = dict(window=3, random_windows=2, update_after=1, update_every=4, batch_size=8, hidden_dim=8, seed=1)
-    G = torch.randn(K, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    kw, G = ROUND_TRIP, _round_trip_G()
     straight = make_aggregator("igbv2", **kw)
     ref = _drive(straight, 0, 60, G)
     first = make_aggregator("igbv2", **kw)
     _drive(first, 0, 30, G)
-    buf = io.BytesIO()
-    torch.save(first.state_dict(), buf)  # as in a checkpoint: tensors and plain types only
-    buf.seek(0)
     resumed = make_aggregator("igbv2", **kw)
-    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    resumed.load_state_dict(_through_checkpoint(first.state_dict()))
     rest = _drive(resumed, 30, 60, G)
     for a, b in zip(ref[30:], rest):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -87,8 +98,7 @@ def test_state_round_trip_continues_exactly() -> None:
 def test_a_restored_agent_checkpointed_before_its_next_call_keeps_its_sac() -> None:
     """The SAC is built at the first call (when K is known), so a restored one waits for it; a checkpoint taken in
     between (a SIGTERM right after a resume) must still hold the SAC and its buffer, and continue exactly."""
-    kw = dict(window=3, random_windows=2, update_after=1, update_every=4, batch_size=8, hidden_dim=8, seed=1)
-    G = torch.randn(K, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    kw, G = ROUND_TRIP, _round_trip_G()
     straight = make_aggregator("igbv2", **kw)
     ref = _drive(straight, 0, 50, G)
     first = make_aggregator("igbv2", **kw)
@@ -97,11 +107,8 @@ def test_a_restored_agent_checkpointed_before_its_next_call_keeps_its_sac() -> N
     assert {"sac", "buffer"} <= set(state)
     again = make_aggregator("igbv2", **kw)
     again.load_state_dict(state)
-    buf = io.BytesIO()
-    torch.save(again.state_dict(), buf)  # no call in between
-    buf.seek(0)
     resumed = make_aggregator("igbv2", **kw)
-    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    resumed.load_state_dict(_through_checkpoint(again.state_dict()))  # no call in between
     for a, b in zip(ref[30:], _drive(resumed, 30, 50, G)):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
