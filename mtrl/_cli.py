@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,9 +32,35 @@ def explicit_run_dir() -> str | None:
     return _RUN_DIR["explicit"]
 
 
-def rewrite_argv(argv: list[str], kwargs_key: str) -> list[str]:
-    """``<kwargs_key>.<k>=<v>`` adds a key to an open dict: Hydra needs ``++`` for that."""
-    return ["++" + a if a.startswith(kwargs_key + ".") else a for a in argv]
+#: Command-line names of config groups whose directory has another name, per app (config name). The supervised
+#: presets live in ``configs/supervised_experiment/`` so that the RL app's ``experiment`` group
+#: (``configs/experiment/``) neither lists nor accepts them, and the supervised app's ``experiment=`` neither lists
+#: nor accepts the RL presets; ``experiment=<preset>`` on the supervised command line selects that directory.
+GROUP_ALIASES: dict[str, dict[str, str]] = {"supervised": {"experiment": "supervised_experiment"}}
+
+
+def rewrite_argv(argv: list[str], kwargs_key: str, aliases: Mapping[str, str] | None = None) -> list[str]:
+    """``<kwargs_key>.<k>=<v>`` adds a key to an open dict: Hydra needs ``++`` for that. ``aliases`` maps a group's
+    command-line name to its directory (:data:`GROUP_ALIASES`): ``experiment=x`` -> ``supervised_experiment=x``
+    (also with a ``+``/``++``/``~`` prefix)."""
+    out = []
+    for a in argv:
+        if a.startswith(kwargs_key + "."):
+            a = "++" + a
+        elif aliases:
+            body = a.lstrip("+~")
+            key, sep, value = body.partition("=")
+            if key in aliases:
+                a = a[: len(a) - len(body)] + aliases[key] + sep + value
+        out.append(a)
+    return out
+
+
+def _unalias(msg: str, aliases: Mapping[str, str] | None) -> str:
+    """Hydra's messages name a group by its directory: give the command-line name back."""
+    for name, directory in (aliases or {}).items():
+        msg = msg.replace(directory, name)
+    return msg
 
 
 def _value(argv: list[str], key: str) -> str | None:
@@ -70,7 +96,7 @@ def precheck(prog: str, config_name: str, overrides: list[str], check: Callable[
             cfg = compose(config_name=config_name, overrides=user)
         check(cfg)
     except (HydraException, OmegaConfBaseException) as err:
-        fail(prog, _one_line(str(err), config_name, user))
+        fail(prog, _unalias(_one_line(str(err), config_name, user), GROUP_ALIASES.get(config_name)))
     except errors as err:
         fail(prog, str(err))
 
@@ -161,7 +187,7 @@ def main(
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    sys.argv = [sys.argv[0], *rewrite_argv(sys.argv[1:], kwargs_key)]
+    sys.argv = [sys.argv[0], *rewrite_argv(sys.argv[1:], kwargs_key, GROUP_ALIASES.get(config_name))]
     args = sys.argv[1:]
     flags = [a for a in args if a.startswith("-")]
     multirun = bool(flags) and all(f in ("-m", "--multirun") for f in flags)

@@ -22,6 +22,8 @@ from mtrl.aggregators._base import Aggregator, AggregatorResult
 
 log = logging.getLogger("mtrl.aggregators")
 MODES = ("auto", "loop", "batched")
+#: how task-specific parameters get their gradient (``aggregate_backward``'s ``head_grads``)
+HEAD_GRADS = ("plain", "weighted")
 
 
 def _flat(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor], lead: tuple[int, ...]) -> torch.Tensor:
@@ -153,21 +155,41 @@ def aggregate_backward(
     task_params: Sequence[torch.Tensor] = (),
     scale: float = 1.0,
     jacobian: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], torch.Tensor] | None = None,
+    head_grads: str = "plain",
 ) -> AggregatorResult:
     """One multi-task backward: aggregate the shared gradient and give task parameters their own gradients.
 
-    Shared parameters get ``scale * direction``; ``task_params`` (heads) get the gradient of ``Σ_i L_i``, i.e.
-    each head its own task's gradient since a head only reaches its own loss. On a degenerate input
-    (``result.skipped``) the shared gradients are set to zero; the caller should skip the optimiser step.
-    ``jacobian(losses, params) -> G`` computes the per-task gradients (default: K backward passes; a
-    :class:`PerTaskGradients` picks between those and one batched pass).
+    Shared parameters get ``scale * direction``. ``task_params`` (heads, and the MTAN attention masks when they
+    are not shared) get the gradient of
+
+    - ``Σ_i L_i`` with ``head_grads="plain"``: each head its own task's gradient ``∇L_i``, since a head only
+      reaches its own loss (the CAGrad/IMGrad code: K backward passes accumulate into the heads);
+    - ``Σ_i α_i L_i`` with ``head_grads="weighted"``, ``α = scale · w`` and ``w`` the method's weights
+      (``result.loss_weights`` where set, else ``result.weights``): head ``i`` gets ``α_i ∇L_i``, as in the
+      Nash-MTL and FAMO code, which backpropagates the weighted loss through every parameter
+      (``AvivNavon/nash-mtl`` and ``Cranial-XIX/FAMO``, ``methods/weight_methods.py``, ``backward``). A
+      method without task weights (e.g. ``pcgrad``) raises ``ValueError``.
+
+    On a degenerate input (``result.skipped``) the shared gradients are set to zero and the heads get the plain
+    gradient; the caller should skip the optimiser step. ``jacobian(losses, params) -> G`` computes the per-task
+    gradients (default: K backward passes; a :class:`PerTaskGradients` picks between those and one batched pass).
     """
+    if head_grads not in HEAD_GRADS:
+        raise ValueError(f"head_grads must be one of {', '.join(HEAD_GRADS)}, got {head_grads!r}")
     shared_params = list(shared_params)
     G = (jacobian or per_task_gradients)(losses, shared_params)
     result = aggregator(G, losses=torch.stack([loss.detach() for loss in losses]))
     write_direction(shared_params, result.direction, scale)
     if task_params:
-        total = torch.stack(list(losses)).sum()
+        stacked = torch.stack(list(losses))
+        if head_grads == "weighted" and not result.skipped:
+            w = result.loss_weights if result.loss_weights is not None else result.weights
+            if w is None:
+                raise ValueError(f"head_grads=weighted needs task weights, and {aggregator.name} returns none "
+                                 "(it is not a weighting of the task gradients); use head_grads=plain")  # fmt: skip
+            total = (stacked * (scale * w.detach()).to(stacked.dtype)).sum()
+        else:
+            total = stacked.sum()
         grads = torch.autograd.grad(total, list(task_params), allow_unused=True)
         for p, g in zip(task_params, grads):
             p.grad = g if g is not None else torch.zeros_like(p)
@@ -182,6 +204,7 @@ def aggregate_backward_rep(
     task_params: Sequence[torch.Tensor] = (),
     scale: float = 1.0,
     jacobian: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], torch.Tensor] | None = None,
+    head_grads: str = "plain",
 ) -> AggregatorResult:
     """The ``rep_grad`` approximation (LibMTL's ``rep_grad``; MGDA-UB of Sener & Koltun, 2018): aggregate the
     gradients w.r.t. the shared *representation* instead of the shared parameters, then backpropagate the
@@ -194,6 +217,6 @@ def aggregate_backward_rep(
     weights do not depend on ``G`` (``ls`` and other fixed linear weightings); otherwise an approximation, since a
     method sees the gradients of the representation, not of the parameters.
     """
-    result = aggregate_backward(aggregator, losses, [rep_input], task_params, scale, jacobian)
+    result = aggregate_backward(aggregator, losses, [rep_input], task_params, scale, jacobian, head_grads)
     rep.backward(rep_input.grad)
     return result

@@ -67,12 +67,18 @@ class AggregatorResult:
             entries.
         skipped: ``True`` when the input was degenerate (NaN/Inf) and the direction is zero: the caller
             should skip the optimiser step.
+        loss_weights: where it differs from ``weights``, the task weights of the weighted loss ``Σ_i w_i L_i``
+            whose backward the method's reference code runs (on the same mean scale as ``weights``). Nash-MTL:
+            ``α/K`` before the clip, which the reference applies to the shared gradient only, so its heads get
+            the unclipped ``α_i ∇L_i``. ``None``: the same as ``weights``. Read by the supervised trainer's
+            ``head_grads=weighted``.
     """
 
     direction: torch.Tensor
     weights: torch.Tensor | None
     stats: Stats = field(default_factory=dict)
     skipped: bool = False
+    loss_weights: torch.Tensor | None = None
 
 
 class Aggregator:
@@ -131,7 +137,9 @@ class Aggregator:
         stats["solver_ms"] = solver_ms
         stats["skipped"] = 0.0
         stats["n_solver_failures"] = float(self.n_solver_failures)
-        return AggregatorResult(direction, weights, stats, skipped=False)
+        lw = stats.pop("loss_weights", None)  # a method's weighted-loss weights where they differ (Nash-MTL)
+        lw = None if lw is None else torch.as_tensor(np.asarray(lw, dtype=np.float64), dtype=G.dtype, device=G.device)
+        return AggregatorResult(direction, weights, stats, skipped=False, loss_weights=lw)
 
     def _count(self, res: AggregatorResult) -> None:
         """Counters of wrappers that delegate ``__call__`` to inner aggregators."""

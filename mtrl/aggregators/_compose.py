@@ -84,6 +84,8 @@ class Composed(Aggregator):
         res = self.second(G * s[:, None], losses=None if losses is None else losses * s.to(losses.dtype))
         if res.weights is not None:
             res.weights = s * res.weights
+        if res.loss_weights is not None:
+            res.loss_weights = s * res.loss_weights
         res.stats["pre_weights"] = pre.weights.double().tolist()
         self._count(res)
         return res

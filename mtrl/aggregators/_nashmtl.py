@@ -120,6 +120,9 @@ class NashMTL(GramWeighting):
         d_norm = math.sqrt(max(float(alpha @ A @ alpha), 0.0))
         clip = self.max_norm / d_norm if (self.max_norm > 0 and d_norm > self.max_norm) else 1.0
         stats["alpha_sum"] = float(alpha.sum())
+        # the reference backpropagates Σ α_i L_i and clips the *shared* gradient afterwards: its heads get the
+        # unclipped α_i ∇L_i (AggregatorResult.loss_weights, read by head_grads=weighted)
+        stats["loss_weights"] = alpha / K
         return alpha * clip / K, stats
 
     def _warm_beta(self, n: np.ndarray) -> np.ndarray:

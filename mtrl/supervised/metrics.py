@@ -44,14 +44,48 @@ STL_BASES: dict[str, dict[str, float]] = {
     "nyuv2": dict(zip(DENSE_METRICS["nyuv2"], (0.3830, 0.6376, 0.6754, 0.2780, 25.01, 19.21, 0.3014, 0.5720, 0.6915))),
     "cityscapes": dict(zip(DENSE_METRICS["cityscapes"], (0.7401, 0.9316, 0.0125, 27.77))),
 }
+#: CelebA single-task test F1 per attribute (file order of ``list_attr_celeba.txt``), the bases of FAMO's CelebA
+#: Δm%. FAMO's repository holds no file with them (its ``experiments/celeba/utils.py`` ``BASE`` is a copy of the
+#: NYUv2 bases); its author published them in the issue thread github.com/Cranial-XIX/FAMO/issues/2 (comment of
+#: 2023-12-17), from 40 runs of ``experiments/celeba/trainer_one_task.py`` (the same 9-layer network, one task).
+#: To train them here instead: ``aggregator=stl aggregator_kwargs.main_task=<i>`` (docs/reference-supervised.md).
+CELEBA_STL_F1 = (
+    0.6736886, 0.68121034, 0.81524944, 0.5760289, 0.7205613, 0.8555076, 0.38203922, 0.58225113, 0.787647, 0.8321292,
+    0.5029583, 0.68694085, 0.6781237, 0.5240381, 0.5161666, 0.95694304, 0.6968786, 0.67976356, 0.8808315, 0.8582131,
+    0.97034, 0.93267566, 0.5057539, 0.40307626, 0.9703734, 0.48644206, 0.60786104, 0.5261031, 0.56907415, 0.59815097,
+    0.6858371, 0.924108, 0.5424991, 0.7406311, 0.71019936, 0.87365365, 0.9305602, 0.33704284, 0.7647628, 0.91907,
+)  # fmt: skip
+
+
+def _celeba_bases() -> dict[str, float]:
+    from mtrl.supervised.synthetic import CELEBA_ATTRIBUTES
+
+    return {f"f1/{a}": b for a, b in zip(CELEBA_ATTRIBUTES, CELEBA_STL_F1, strict=True)}
+
+
+STL_BASES["celeba"] = _celeba_bases()
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (per-attribute F1 ``f1/<attribute>`` included)."""
+    return metric in HIGHER_IS_BETTER or metric.startswith("f1/")
+
+
+def delta_m_if_known(values: Mapping[str, float], benchmark: str) -> float | None:
+    """Δm% against the built-in bases, or ``None`` where there are none for ``benchmark`` or ``values`` lacks one
+    of their metrics (e.g. CelebA with ``benchmark.n_tasks`` < 40)."""
+    bases = STL_BASES.get(benchmark)
+    if bases is None or any(k not in values for k in bases):
+        return None
+    return delta_m(values, benchmark)
 
 
 def delta_m(values: Mapping[str, float], benchmark: str, bases: Mapping[str, float] | None = None) -> float:
-    """Δm% of ``values`` relative to the single-task bases of ``benchmark`` (``nyuv2`` or ``cityscapes``).
+    """Δm% of ``values`` relative to the single-task bases of ``benchmark`` (``nyuv2``, ``cityscapes``, ``celeba``).
 
     ``values`` maps metric names (``miou, pix_acc, abs_err, rel_err, normal_mean, normal_median, within_11_25,
-    within_22_5, within_30``) to values in the units of SPEC §6 (fractions for IoU/accuracy/"within", degrees for
-    angles). ``bases`` overrides the built-in bases (e.g. for CelebA, which has none built in).
+    within_22_5, within_30``; CelebA: ``f1/<attribute>`` for the 40 attributes) to values in the units of SPEC §6
+    (fractions for IoU/accuracy/"within"/F1, degrees for angles). ``bases`` overrides the built-in bases.
 
     >>> round(delta_m({"miou": 0.7401, "pix_acc": 0.9316, "abs_err": 0.0125, "rel_err": 27.77}, "cityscapes"), 6)
     0.0
@@ -65,7 +99,7 @@ def delta_m(values: Mapping[str, float], benchmark: str, bases: Mapping[str, flo
         raise ValueError(f"delta_m({benchmark}): missing metric(s) {', '.join(missing)}")
     terms = []
     for k, b in bases.items():
-        sign = -1.0 if k in HIGHER_IS_BETTER else 1.0
+        sign = -1.0 if higher_is_better(k) else 1.0
         terms.append(sign * (float(values[k]) - b) / b)
     return float(np.mean(terms) * 100.0)
 

@@ -4,6 +4,11 @@
     python -m mtrl.supervised.train benchmark=cityscapes aggregator=cagrad aggregator_kwargs.c=0.4 data.root=...
     python -m mtrl.supervised.train benchmark=celeba aggregator=nashmtl data.root=/path/to/celeba
     python -m mtrl.supervised.train benchmark=nyuv2 data=synthetic aggregator=imgrad     # no download needed
+    python -m mtrl.supervised.train experiment=nashmtl_nyuv2 data.root=/path/to/nyuv2    # a published row's settings
+
+``experiment=<method>_<benchmark>`` (``configs/supervised_experiment/``; docs/reference-supervised.md) sets the
+benchmark, the method and its hyper-parameters, the shared set, ``head_grads`` and ``grad_scale`` as the code
+behind that published row had them.
 
 Mistakes (unknown aggregator or keyword, a data root without the expected layout, bad numbers, a corrupt or
 mismatched checkpoint) end with one ``mtrl.supervised.train: error: ...`` line and exit status 2; the checkpoint a
@@ -19,6 +24,14 @@ from mtrl.checkpoint import CheckpointError, RunLockedError
 from mtrl.supervised.trainer import ConfigError, precheck, train
 
 PROG = "mtrl.supervised.train"
+
+
+def rewrite_argv(argv: list[str]) -> list[str]:
+    """The overrides as this command line hands them to Hydra: ``aggregator_kwargs.<k>=<v>`` may add keys, and
+    ``experiment=<preset>`` selects ``configs/supervised_experiment/<preset>.yaml`` (the RL presets of
+    ``configs/experiment/`` are not the supervised app's). Use it to compose a command's config with Hydra's
+    compose API: ``compose("supervised", overrides=rewrite_argv([...]))``."""
+    return _cli.rewrite_argv(argv, "aggregator_kwargs", _cli.GROUP_ALIASES["supervised"])
 
 
 def main() -> None:

@@ -9,14 +9,16 @@ with the aggregator on the shared parameters, evaluate, log, checkpoint). Per it
    ``train.per_task_grads``; or, with ``train.grad_wrt=rep``, of the shared representation: the ``rep_grad``
    approximation, ``aggregate_backward_rep``), combined by the aggregator, written times ``K``
    (``grad_scale=K``, the sum-of-losses scale of the reference code) or as is (``grad_scale=1``); every other
-   parameter gets the gradient of ``Σ_i L_i``, i.e. each head (and each attention mask when it is not shared) its
-   own task's gradient;
+   parameter gets the gradient of ``Σ_i L_i`` (``head_grads=plain``: each head, and each attention mask when it is
+   not shared, its own task's gradient) or of ``Σ_i α_i L_i`` (``head_grads=weighted``, the Nash-MTL/FAMO code);
 3. ``optimizer.step()`` unless the aggregator skipped a degenerate input (counted in ``train/skipped_updates``);
 4. ``aggregator.step(losses)``: methods that read losses get them re-evaluated at the updated parameters on the
    same batch (as FAMO's trainer does); the others get the losses of step 1.
 
 Outputs in the run directory: ``tb/`` (TensorBoard), ``metrics.jsonl`` (one line per epoch: test metrics, Δm%,
-mean train losses), ``checkpoints/ckpt_<iteration>.pt``, ``resolved_config.yaml``.
+mean train losses), ``checkpoints/ckpt_<iteration>.pt``, ``resolved_config.yaml``, and at the end
+``summary.json``: the papers' evaluation (``mtrl.supervised.evaluation``: the mean of the last 10 epochs' test
+metrics, CelebA's test F1 at the best-validation epoch, and Δm% of those).
 
 TensorBoard tags: ``train/<task>_loss``, ``train/lr``, ``train/skipped_updates``, ``time/iter_ms``,
 ``time/aggregator_ms``, ``aggregator/weight/<task>``, ``aggregator/grad_norm/<task>``,
@@ -28,6 +30,7 @@ a resume purges what the interrupted run logged after its checkpoint from both).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import signal
@@ -46,8 +49,9 @@ from mtrl import _threads, seeding
 from mtrl._io import JsonlRecords, atomic_write_text
 from mtrl._io import remove_temp_files as remove_text_temp_files
 from mtrl.aggregators import aggregate_backward, make_aggregator
+from mtrl.aggregators._autograd import HEAD_GRADS, PerTaskGradients, aggregate_backward_rep
 from mtrl.aggregators._autograd import MODES as PER_TASK_GRADS
-from mtrl.aggregators._autograd import PerTaskGradients, aggregate_backward_rep
+from mtrl.aggregators._base import GramWeighting
 from mtrl.checkpoint import (
     ABANDONED,
     CheckpointError,
@@ -58,6 +62,7 @@ from mtrl.checkpoint import (
     remove_temp_files,
     save_checkpoint,
 )
+from mtrl.supervised import evaluation as E
 from mtrl.supervised import metrics as M
 from mtrl.supervised.data import (
     CelebADataset,
@@ -122,11 +127,12 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"shared must be one of {', '.join(SHARED_CHOICES)}, got {cfg.shared!r}")
     if str(cfg.grad_scale) not in ("K", "1"):
         raise ConfigError(f"grad_scale must be K (sum-of-losses scale) or 1 (as returned), got {cfg.grad_scale!r}")
+    _check_head_grads_and_preset(cfg)
     positive = {"epochs": cfg.epochs, "optim.batch_size": cfg.optim.batch_size, "optim.lr": cfg.optim.lr,
                 "model.width": cfg.model.width, "train.log_every": cfg.train.log_every,
                 "train.checkpoint_every": cfg.train.checkpoint_every,
                 "train.keep_checkpoints": cfg.train.keep_checkpoints}  # fmt: skip
-    for opt in ("train.max_batches_per_epoch", "train.eval_batch_size", "optim.lr_step"):
+    for opt in ("train.max_batches_per_epoch", "train.eval_batch_size", "optim.lr_step", "evaluation.last_k"):
         v = OmegaConf.select(cfg, opt)
         if v is not None:
             positive[opt] = v
@@ -161,6 +167,26 @@ def check_config(cfg: DictConfig) -> None:
                 check_npy_root(root, name)
         except DataLayoutError as err:
             raise ConfigError(str(err)) from None
+
+
+def _check_head_grads_and_preset(cfg: DictConfig) -> None:
+    """``head_grads`` (``plain|weighted``; weighted needs a method with task weights) and an ``experiment=``
+    preset's benchmark (a preset holds one benchmark's reference settings; see docs/reference-supervised.md)."""
+    head = str(_opt(cfg, "head_grads", "plain"))
+    if head not in HEAD_GRADS:
+        raise ConfigError(f"head_grads must be one of {', '.join(HEAD_GRADS)}, got {head!r}")
+    if head == "weighted":
+        agg = make_aggregator(str(cfg.aggregator), **_kwargs(cfg))
+        if not isinstance(agg, GramWeighting):  # e.g. pcgrad, or a composition: ask it once on a small input
+            K = len(task_names(cfg))
+            G = torch.randn(K, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+            if agg(G, losses=torch.ones(K, dtype=torch.float64)).weights is None:
+                raise ConfigError(f"head_grads=weighted gives head i the gradient of α_i L_i and needs task weights "
+                                  f"α; aggregator {cfg.aggregator} returns none: use head_grads=plain")  # fmt: skip
+    preset = OmegaConf.select(cfg, "preset")
+    if preset is not None and preset.get("benchmark") and str(preset.benchmark) != str(cfg.benchmark.name):
+        raise ConfigError(f"experiment={preset.name} holds the {preset.benchmark} reference settings; it cannot run "
+                          f"with benchmark={cfg.benchmark.name} (use experiment=<method>_{cfg.benchmark.name})")  # fmt: skip
 
 
 # ====================================================================== data and model
@@ -341,6 +367,8 @@ def _fingerprint(cfg: DictConfig, n_train: int | None = None) -> dict[str, Any]:
           "synthetic": bool(cfg.data.synthetic), "n_train": n_train}  # fmt: skip
     if str(_opt(cfg, "train.grad_wrt", "params")) != "params":  # only when not the default: older checkpoints resume
         fp["grad_wrt"] = str(cfg.train.grad_wrt)
+    if str(_opt(cfg, "head_grads", "plain")) != "plain":  # likewise
+        fp["head_grads"] = str(cfg.head_grads)
     return fp
 
 
@@ -430,6 +458,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     scale = float(K) if str(cfg.grad_scale) == "K" else 1.0
     jacobian = PerTaskGradients(str(_opt(cfg, "train.per_task_grads", "auto")))
     by_rep = str(_opt(cfg, "train.grad_wrt", "params")) == "rep"
+    head_grads = str(_opt(cfg, "head_grads", "plain"))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.optim.lr))
     step_size = cfg.optim.get("lr_step")
     scheduler = torch.optim.lr_scheduler.StepLR(
@@ -511,6 +540,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     total_epochs = int(cfg.epochs)
     max_batches = cfg.train.max_batches_per_epoch
     last: dict[str, Any] = {}
+    final: dict[str, Any] | None = None
     try:
         while epoch < total_epochs:
             # --- one epoch of training
@@ -539,9 +569,11 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 optimizer.zero_grad(set_to_none=True)
                 t0 = time.perf_counter()
                 if by_rep:
-                    res = aggregate_backward_rep(aggregator, losses, rep, rep_in, task_specific, scale, jacobian)
+                    res = aggregate_backward_rep(aggregator, losses, rep, rep_in, task_specific, scale, jacobian,
+                                                 head_grads)  # fmt: skip
                 else:
-                    res = aggregate_backward(aggregator, losses, shared, task_specific, scale=scale, jacobian=jacobian)
+                    res = aggregate_backward(aggregator, losses, shared, task_specific, scale=scale, jacobian=jacobian,
+                                             head_grads=head_grads)  # fmt: skip
                 agg_ms = (time.perf_counter() - t0) * 1e3
                 detached = torch.stack([loss.detach() for loss in losses])
                 if res.skipped:
@@ -601,7 +633,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             # --- evaluate, log, checkpoint
             results = {s: evaluate(model, ld, cfg, device) for s, ld in eval_loaders.items()}
             test = results["test"]
-            dm = M.delta_m(test, name) if name in M.STL_BASES else None
+            dm = M.delta_m_if_known(test, name)
             train_means = {t: epoch_sums[i] / max(epoch_count, 1) for i, t in enumerate(tasks)}
             rec = {"epoch": epoch, "iteration": iteration, "benchmark": name, "method": str(cfg.aggregator),
                    "seed": int(cfg.seed), "synthetic": bool(cfg.data.synthetic), "train_loss": train_means,
@@ -627,6 +659,11 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                      " ".join(f"{k}={test[k]:.4f}" for k in shown if k in test), headline)  # fmt: skip
             if epoch % int(cfg.train.checkpoint_every) == 0 or epoch == total_epochs:
                 checkpoint()
+        # --- the papers' evaluation: mean of the last 10 epochs (dense), best-validation epoch (CelebA)
+        final = E.paper_summary(writer.records, name, int(_opt(cfg, "evaluation.last_k", E.LAST_K)))
+        if final is not None:
+            atomic_write_text(out_dir / E.SUMMARY_FILE, json.dumps(final, indent=1) + "\n")
+            log.info("result, %s", E.format_summary(final))
     except DataLayoutError as err:  # a damaged data file met during training (also from a loader worker)
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         raise ConfigError(lines[-1].removeprefix("mtrl.supervised.data.DataLayoutError: ")) from None
@@ -639,7 +676,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         lock.close()
         torch.set_num_threads(prev_threads)
     return {"epoch": epoch, "iteration": iteration, "last": last, "out_dir": str(out_dir), "skipped": n_skipped,
-            "records": writer.records}  # fmt: skip
+            "records": writer.records, "final": final}  # fmt: skip
 
 
 def _progress(setting: Any, total: int, initial: int, desc: str):
