@@ -138,7 +138,8 @@ def test_celeba_synthetic_run(tmp_path: Path) -> None:
     out = train(cfg, tmp_path)
     rec = out["records"][-1]
     assert len(rec["train_loss"]) == 40 and "5_o_Clock_Shadow" in rec["train_loss"]
-    assert 0.0 <= rec["test"]["f1_mean"] <= 1.0 and "f1_mean" in rec["val"] and rec["delta_m"] is None
+    assert 0.0 <= rec["test"]["f1_mean"] <= 1.0 and "f1_mean" in rec["val"]
+    assert isinstance(rec["delta_m"], float)  # against FAMO's single-task bases (meaningless on synthetic data)
     first, last = out["records"][0]["train_loss"], rec["train_loss"]
     assert sum(last.values()) < sum(first.values())
 

@@ -185,8 +185,9 @@ def _check_head_grads_and_preset(cfg: DictConfig) -> None:
                                   f"α; aggregator {cfg.aggregator} returns none: use head_grads=plain")  # fmt: skip
     preset = OmegaConf.select(cfg, "preset")
     if preset is not None and preset.get("benchmark") and str(preset.benchmark) != str(cfg.benchmark.name):
-        raise ConfigError(f"experiment={preset.name} holds the {preset.benchmark} reference settings; it cannot run "
-                          f"with benchmark={cfg.benchmark.name} (use experiment=<method>_{cfg.benchmark.name})")  # fmt: skip
+        b = cfg.benchmark.name
+        raise ConfigError(f"experiment={preset.name} holds the {preset.benchmark} reference settings; it cannot "
+                          f"run with benchmark={b} (use experiment=<method>_{b})")  # fmt: skip
 
 
 # ====================================================================== data and model
