@@ -93,5 +93,7 @@ def test_delta_m_signs_and_bases() -> None:
     assert M.delta_m(worse, "cityscapes") == pytest.approx(5.0)
     with pytest.raises(ValueError, match="missing metric"):
         M.delta_m({"miou": 0.5}, "nyuv2")
-    with pytest.raises(ValueError, match="valid: nyuv2, cityscapes"):
-        M.delta_m(base, "celeba")
+    with pytest.raises(ValueError, match="valid: nyuv2, cityscapes, celeba"):
+        M.delta_m(base, "qm9")
+    with pytest.raises(ValueError, match=r"missing metric\(s\) f1/5_o_Clock_Shadow, .* \(40 of 40\)"):
+        M.delta_m(base, "celeba")  # CelebA has FAMO's bases (issue 26): its 40 F1 are needed

@@ -166,8 +166,9 @@ def test_weighted_heads_nashmtl_equal_the_weighted_loss_backward_with_the_shared
     ref = _Tiny(K)
     x, y = _data(K)
     losses = ref.losses(x, y)
-    G = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(v, list(ref.trunk.parameters()),
-                                                                          retain_graph=True)]) for v in losses])  # fmt: skip
+    trunk_params = list(ref.trunk.parameters())
+    G = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(v, trunk_params, retain_graph=True)])
+                     for v in losses])  # fmt: skip
     A = (G @ G.T).double()
     np.testing.assert_allclose((alpha * (A @ alpha)).numpy(), np.ones(K), rtol=1e-6)  # the Nash solution
     ref.zero_grad(set_to_none=True)
@@ -353,5 +354,5 @@ def test_a_preset_run_writes_the_papers_evaluation(tmp_path: Path, preset: str) 
 def test_every_preset_runs_on_synthetic_data(tmp_path: Path, preset: str) -> None:
     out, seconds = _tiny_run(tmp_path, preset)
     assert out["epoch"] == 2 and out["skipped"] == 0 and out["final"] is not None
-    first, last = out["records"][0]["train_loss"], out["records"][-1]["train_loss"]
+    last = out["records"][-1]["train_loss"]
     assert all(math.isfinite(v) for v in last.values()) and seconds > 0

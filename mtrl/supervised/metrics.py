@@ -96,7 +96,8 @@ def delta_m(values: Mapping[str, float], benchmark: str, bases: Mapping[str, flo
         bases = STL_BASES[benchmark]
     missing = sorted(set(bases) - set(values))
     if missing:
-        raise ValueError(f"delta_m({benchmark}): missing metric(s) {', '.join(missing)}")
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise ValueError(f"delta_m({benchmark}): missing metric(s) {shown} ({len(missing)} of {len(bases)})")
     terms = []
     for k, b in bases.items():
         sign = -1.0 if higher_is_better(k) else 1.0
