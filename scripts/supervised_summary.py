@@ -1,6 +1,6 @@
 """Table of supervised runs: per-task train-loss decline, the papers' test metrics and Δm%.
 
-    python scripts/supervised_summary.py <root> [--reference ls] [--last-k 10] [--out summary.md]
+    python scripts/supervised_summary.py <root> [--reference ls] [--last-k 10] [--out f.md] [--celeba-bases b.json]
 
 Reads every ``metrics.jsonl`` under ``root`` (one line per epoch, written by ``python -m mtrl.supervised.train``)
 and prints, per benchmark and method: the train loss of each task in the last epoch as a fraction of the first
@@ -49,11 +49,11 @@ def read_runs(root: Path) -> list[dict]:
     return runs
 
 
-def summarise(run: dict, last_k: int) -> dict:
+def summarise(run: dict, last_k: int, celeba_bases: dict | None = None) -> dict:
     recs = run["records"]
     first, last = recs[0]["train_loss"], recs[-1]["train_loss"]
     bench = recs[-1]["benchmark"]
-    final = paper_summary(recs, bench, last_k)
+    final = paper_summary(recs, bench, last_k, celeba_bases if bench == "celeba" else None)
     test = {m: final["test"][m] for m in [*SHOWN.get(bench, []), *metrics_of(bench, final["test"])]
             if m in final["test"]}  # fmt: skip
     used = final["epochs"]
@@ -80,8 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", default="ls")
     ap.add_argument("--last-k", type=int, default=LAST_K, help="epochs averaged (NYUv2/CityScapes; default 10)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--celeba-bases",
+        type=Path,
+        default=None,
+        help="JSON of CelebA single-task F1 (scripts/celeba_stl_bases.py); default: FAMO's published",
+    )
     args = ap.parse_args(argv)
-    runs = [summarise(r, args.last_k) for r in read_runs(args.root)]
+    bases = json.loads(args.celeba_bases.read_text()) if args.celeba_bases else None
+    runs = [summarise(r, args.last_k, bases) for r in read_runs(args.root)]
     if not runs:
         print(f"supervised_summary: error: no metrics.jsonl under {args.root}", file=sys.stderr)
         return 2

@@ -251,11 +251,7 @@ def test_last_10_mean_on_a_hand_made_metric_file(tmp_path: Path, capsys: pytest.
     # the summary script: last 10 by default, the epochs used printed with each row
     _write(tmp_path / "ls", recs)
     _write(tmp_path / "cagrad", _dense_records("cagrad", 12, offset=1.0))
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import supervised_summary
-    finally:
-        sys.path.pop(0)
+    supervised_summary = _script("supervised_summary")
     assert supervised_summary.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "mean of the last 10 epochs" in out
@@ -283,11 +279,7 @@ def test_celeba_selects_the_test_f1_at_the_best_validation_epoch(tmp_path: Path,
     # every F1 is 2 % above its base at epoch 2: Δm% = −2 (F1 is higher-is-better)
     assert s["delta_m"] == pytest.approx(-2.0)
     _write(tmp_path / "famo", recs)
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import supervised_summary
-    finally:
-        sys.path.pop(0)
+    supervised_summary = _script("supervised_summary")
     assert supervised_summary.main([str(tmp_path), "--reference", "famo"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| famo"))
     assert "| best 2 |" in row and "| -2.00 |" in row
@@ -356,3 +348,49 @@ def test_every_preset_runs_on_synthetic_data(tmp_path: Path, preset: str) -> Non
     assert out["epoch"] == 2 and out["skipped"] == 0 and out["final"] is not None
     last = out["records"][-1]["train_loss"]
     assert all(math.isfinite(v) for v in last.values()) and seconds > 0
+
+
+def _script(name: str):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_celeba_bases_from_hand_made_single_task_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``scripts/celeba_stl_bases.py``: task i's base = its test F1 at the epoch of its own best validation F1;
+    ``supervised_summary.py --celeba-bases`` then takes Δm% against them."""
+    bases_script = _script("celeba_stl_bases")
+    for i, attr in enumerate(CELEBA_ATTRIBUTES):
+        run = tmp_path / "stl" / str(i)
+        # attribute i's validation F1 peaks at epoch 1 + i % 3; the mean F1 (f1_mean) peaks elsewhere (epoch 3)
+        recs = [{"epoch": e, "benchmark": "celeba", "method": "stl", "train_loss": {attr: 1.0},
+                 "test": {"f1_mean": 0.1 * e, f"f1/{attr}": 0.5 + 0.01 * i + 0.1 * e},
+                 "val": {"f1_mean": 0.1 * e, f"f1/{attr}": 1.0 if e == 1 + i % 3 else 0.2}}
+                for e in (1, 2, 3)]  # fmt: skip
+        _write(run, recs)
+        (run / "resolved_config.yaml").write_text(
+            f"aggregator: stl\naggregator_kwargs:\n  task: {i}\nbenchmark:\n  name: celeba\n"
+        )
+    out = tmp_path / "bases.json"
+    assert bases_script.main([str(tmp_path / "stl"), "--out", str(out)]) == 0
+    bases = json.loads(out.read_text())
+    assert len(bases) == 40
+    for i, attr in enumerate(CELEBA_ATTRIBUTES):
+        assert bases[f"f1/{attr}"] == pytest.approx(0.5 + 0.01 * i + 0.1 * (1 + i % 3))
+    # a multi-task run 10 % above every base at its best-validation epoch: Δm% = −10 against these bases
+    f1 = {k: v * 1.1 for k, v in bases.items()}
+    mt = [{"epoch": 1, "benchmark": "celeba", "method": "famo", "synthetic": False, "train_loss": {"a": 1.0},
+           "test": {"f1_mean": 0.5, "acc_mean": 0.9, **f1}, "val": {"f1_mean": 0.5}, "iter_ms": 1.0}]  # fmt: skip
+    _write(tmp_path / "mt" / "famo", mt)
+    capsys.readouterr()
+    assert _script("supervised_summary").main([str(tmp_path / "mt"), "--celeba-bases", str(out)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| famo"))
+    assert "| -10.00 |" in row
+    # a missing attribute: named, exit status 2
+    import shutil
+
+    shutil.rmtree(tmp_path / "stl" / "7")
+    assert bases_script.main([str(tmp_path / "stl")]) == 2
+    assert "7 (Big_Nose)" in capsys.readouterr().err

@@ -17,7 +17,7 @@ The records are the lines of a run's ``metrics.jsonl`` (one per epoch, ``{"epoch
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,8 +61,10 @@ def best_validation_record(records: Sequence[dict[str, Any]], metric: str = SELE
     return records[min(i for v, i in scored if v == best)]
 
 
-def paper_summary(records: Sequence[dict[str, Any]], benchmark: str, last_k: int = LAST_K) -> dict[str, Any] | None:
-    """The papers' evaluation of one run (see module docstring); ``None`` for a run without records.
+def paper_summary(records: Sequence[dict[str, Any]], benchmark: str, last_k: int = LAST_K,
+                  bases: Mapping[str, float] | None = None) -> dict[str, Any] | None:  # fmt: skip
+    """The papers' evaluation of one run (see module docstring); ``None`` for a run without records. ``bases``
+    replaces the built-in single-task bases of Δm% (e.g. CelebA bases trained here, ``scripts/celeba_stl_bases.py``).
 
     Returns ``{"benchmark", "selection": "last_k" | "best_val", "protocol": <one line>, "epochs": [...],
     "n_epochs_run", "test": {metric: value}, "delta_m": Δm% | None}``.
@@ -85,7 +87,13 @@ def paper_summary(records: Sequence[dict[str, Any]], benchmark: str, last_k: int
         protocol = f"mean of the last {len(epochs)} epochs (epochs {span} of {n_run}{short})"
         selection = "last_k"
     return {"benchmark": benchmark, "selection": selection, "protocol": protocol, "epochs": epochs,
-            "n_epochs_run": n_run, "test": test, "delta_m": M.delta_m_if_known(test, benchmark)}  # fmt: skip
+            "n_epochs_run": n_run, "test": test, "delta_m": _delta_m(test, benchmark, bases)}  # fmt: skip
+
+
+def _delta_m(test: dict[str, float], benchmark: str, bases: Mapping[str, float] | None) -> float | None:
+    if bases is None:
+        return M.delta_m_if_known(test, benchmark)
+    return M.delta_m(test, benchmark, bases) if all(k in test for k in bases) else None
 
 
 def format_summary(summary: dict[str, Any]) -> str:

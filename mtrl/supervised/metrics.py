@@ -48,7 +48,8 @@ STL_BASES: dict[str, dict[str, float]] = {
 #: Δm%. FAMO's repository holds no file with them (its ``experiments/celeba/utils.py`` ``BASE`` is a copy of the
 #: NYUv2 bases); its author published them in the issue thread github.com/Cranial-XIX/FAMO/issues/2 (comment of
 #: 2023-12-17), from 40 runs of ``experiments/celeba/trainer_one_task.py`` (the same 9-layer network, one task).
-#: To train them here instead: ``aggregator=stl aggregator_kwargs.main_task=<i>`` (docs/reference-supervised.md).
+#: To train them here instead: ``aggregator=stl aggregator_kwargs.task=<i>``, then ``scripts/celeba_stl_bases.py``
+#: (docs/reference-supervised.md).
 CELEBA_STL_F1 = (
     0.6736886, 0.68121034, 0.81524944, 0.5760289, 0.7205613, 0.8555076, 0.38203922, 0.58225113, 0.787647, 0.8321292,
     0.5029583, 0.68694085, 0.6781237, 0.5240381, 0.5161666, 0.95694304, 0.6968786, 0.67976356, 0.8808315, 0.8582131,
