@@ -248,6 +248,9 @@ def test_last_10_mean_on_a_hand_made_metric_file(tmp_path: Path, capsys: pytest.
     assert s["delta_m"] == pytest.approx(by_hand)
     short = E.paper_summary(_dense_records("ls", 4), "cityscapes")
     assert short["protocol"] == "mean of the last 4 epochs (epochs 1-4 of 4, fewer than 10 were run)"
+    one = E.paper_summary(_dense_records("ls", 1), "cityscapes")
+    assert one["protocol"] == "the last epoch (epoch 1 of 1, fewer than 10 were run)"
+    assert E.paper_summary(recs, "cityscapes", last_k=1)["protocol"] == "the last epoch (epoch 12 of 12)"
     # the summary script: last 10 by default, the epochs used printed with each row
     _write(tmp_path / "ls", recs)
     _write(tmp_path / "cagrad", _dense_records("cagrad", 12, offset=1.0))

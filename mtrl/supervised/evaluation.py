@@ -83,8 +83,10 @@ def paper_summary(records: Sequence[dict[str, Any]], benchmark: str, last_k: int
     else:
         test, epochs = last_k_mean(records, last_k)
         short = f", fewer than {last_k} were run" if len(epochs) < last_k else ""
-        span = f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else f"{epochs[0]}"
-        protocol = f"mean of the last {len(epochs)} epochs (epochs {span} of {n_run}{short})"
+        if len(epochs) > 1:
+            protocol = f"mean of the last {len(epochs)} epochs (epochs {epochs[0]}-{epochs[-1]} of {n_run}{short})"
+        else:
+            protocol = f"the last epoch (epoch {epochs[0]} of {n_run}{short})"
         selection = "last_k"
     return {"benchmark": benchmark, "selection": selection, "protocol": protocol, "epochs": epochs,
             "n_epochs_run": n_run, "test": test, "delta_m": _delta_m(test, benchmark, bases)}  # fmt: skip
