@@ -183,11 +183,11 @@ def _one_line(text: str, config_name: str, overrides: list[str]) -> str:
             opts.append(ln)
         msg += f"; {lines[i].rstrip(':').lower()}: {', '.join(opts)}"
     bad_resume = next((o for o in overrides if o.startswith("resume=")), None)
-    if bad_resume is not None and ("LexerNoViableAltException" in text or "mismatched input" in text
-                                   or "token recognition error" in text):  # fmt: skip
-        return (f"cannot parse {bad_resume!r}: a path with spaces or quotes must be quoted for Hydra inside the "
-                "shell's quotes, e.g. resume=\"'/path/with space/run'\" (a single quote in the path: "
-                "resume=\"'/it\\'s/run'\")")
+    if bad_resume is not None and any(t in text for t in ("LexerNoViableAltException", "mismatched input",
+                                                          "token recognition error", "Ambiguous value")):  # fmt: skip
+        return (f"cannot parse {bad_resume!r}: quote a path with spaces, quotes, commas or brackets for Hydra "
+                "inside the shell's quotes: \"resume='/path/my run'\", or with a ' in the path: "
+                "\"resume=\\\"/path/it's\\\"\"")
     m = re.match(r"Could not override '([^']+)'", lines[0])
     if m:
         key = m.group(1)

@@ -4,7 +4,8 @@ The SAC actor loss ``α log π − Q`` is negative once Q > 0; methods built for
 ``σ² → L`` fixed point, SI's ``log L``, FAMO's ``log ℓ``, DWA's and IGB's loss ratios) may misbehave on it. For each
 method this trains ``env=fake experiment=smoke`` for ``--steps`` steps per task (aggregate_on ``critic,actor``, the
 default) and prints one row: whether the run diverged and where, the mean actor loss, and the actor aggregator's
-weights (min/max over tasks of the window means, last window), read back from TensorBoard.
+and critic aggregators' weights (min..max over tasks of the last window's means), read back from TensorBoard.
+The refusal of ``uw`` on the actor loss (``mtrl.train.NEEDS_POSITIVE_LOSSES``) is lifted here to measure it.
 
     PYTHONPATH=$PWD python scripts/check_negative_losses.py --steps 600 uw si dwa famo igbv1 igbv2 gradnorm_scale
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+import mtrl.train as train_mod
 from mtrl._paths import config_dir
 from mtrl.train import DivergedError, train
 
@@ -43,8 +45,9 @@ def measure(method: str, steps: int, aggregate_on: str, out: Path) -> dict:
     loss = [e.value for e in acc.Scalars("train/actor_loss")] if "train/actor_loss" in tags else []
     row["actor_loss_mean"] = sum(loss) / len(loss) if loss else float("nan")
     row["actor_loss_last"] = loss[-1] if loss else float("nan")
-    w = [acc.Scalars(t)[-1].value for t in tags if t.startswith("aggregator_actor/weight/")]
-    row["w_min"], row["w_max"] = (min(w), max(w)) if w else (float("nan"), float("nan"))
+    for name, prefix in (("actor", "aggregator_actor/weight/"), ("critic", "aggregator/weight/")):
+        w = [acc.Scalars(t)[-1].value for t in tags if t.startswith(prefix)]
+        row[f"{name}_w"] = f"{min(w):.3g}..{max(w):.3g}" if w else "-"
     return row
 
 
@@ -55,12 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aggregate-on", default="critic,actor")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    print("method\taggregate_on\tdiverged\tactor_loss_mean\tactor_loss_last\tw_min\tw_max", flush=True)
+    train_mod.NEEDS_POSITIVE_LOSSES = set()  # measure what the refusal (mtrl/train.py) prevents
+    print("method\taggregate_on\tdiverged\tactor_loss_mean\tactor_loss_last\tactor_weights\tcritic_weights",
+          flush=True)
     for m in args.methods:
         with tempfile.TemporaryDirectory() as d:
             r = measure(m, args.steps, args.aggregate_on, Path(d))
         print(f"{r['method']}\t{r['aggregate_on']}\t{r['diverged']}\t{r['actor_loss_mean']:.3g}\t"
-              f"{r['actor_loss_last']:.3g}\t{r['w_min']:.3g}\t{r['w_max']:.3g}", flush=True)  # fmt: skip
+              f"{r['actor_loss_last']:.3g}\t{r['actor_w']}\t{r['critic_w']}", flush=True)  # fmt: skip
     return 0
 
 
