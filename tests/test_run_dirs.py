@@ -131,7 +131,7 @@ def test_a_sweep_over_another_key_keeps_every_job_and_a_repeat_is_refused(tmp_pa
     p = _cli_run(*args)
     assert p.returncode == 0, p.stderr
     runs = sorted(str(d.parent.relative_to(sweep)) for d in sweep.rglob("eval.jsonl"))
-    assert runs == ["fake/ls/seed_1/agent.lr=0.001", "fake/ls/seed_1/agent.lr=0.0003"]
+    assert runs == ["fake/ls/seed_1/agent.lr=0.0003", "fake/ls/seed_1/agent.lr=0.001"]
     before = _tree(sweep)
     again = _cli_run(*args)
     assert again.returncode == 2 and "none started" in again.stderr and "already holds a run" in again.stderr
