@@ -19,8 +19,10 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError:
+    except OSError as err:
         tmp.unlink(missing_ok=True)
+        if err.filename is None and err.errno is not None:  # fsync/write errors name no file: name the target
+            raise OSError(err.errno, err.strerror, str(path)) from None
         raise
 
 

@@ -121,3 +121,34 @@ def test_supervised_sigkill_at_random_moments_loses_nothing(tmp_path):
     assert [r["epoch"] for r in recs] == [1, 2, 3, 4]
     assert [r["test"] for r in recs] == [r["test"] for r in twins]
     _no_temp_files(run_dir)
+
+
+@pytest.mark.slow
+def test_rl_full_disk_mid_run_then_resume_loses_nothing(tmp_path, monkeypatch):
+    """ENOSPC from the 5th fsync on (an evaluation or a checkpoint write): the run stops, the files it had keep
+    their content, no temp file is left; once there is space again, ``resume=true`` ends as the uninterrupted run."""
+    import errno
+
+    from mtrl.checkpoint import CheckpointError, os_error_line
+
+    from .test_rl_train import run
+
+    every = ("train.steps_per_task=60", "train.eval_every=10", "train.checkpoint_every=20")
+    run(tmp_path / "twin", *every)
+    real, calls = os.fsync, {"n": 0}
+
+    def full(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises((OSError, CheckpointError)) as info:
+        run(tmp_path / "full", *every)
+    monkeypatch.setattr(os, "fsync", real)
+    if isinstance(info.value, OSError):
+        assert os_error_line(info.value).startswith("disk full writing ") and "eval.jsonl" in os_error_line(info.value)
+    _no_temp_files(tmp_path / "full")
+    run(tmp_path / "full", *every, "resume=true")
+    assert (tmp_path / "full" / "eval.jsonl").read_text() == (tmp_path / "twin" / "eval.jsonl").read_text()
