@@ -192,7 +192,7 @@ def refuse_reuse(directory: str | Path, resume: Any) -> None:
     if held is not None:
         raise RunDirError(
             f"run directory {directory} already holds a run ({held}); refusing to start a fresh run there: "
-            "continue it with resume=true, or choose another hydra.run.dir"
+            "continue it with resume=true, or choose another hydra.run.dir (hydra.sweep.dir in a sweep)"
         )
 
 
