@@ -19,8 +19,10 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError:
+    except OSError as err:
         tmp.unlink(missing_ok=True)
+        if err.filename is None and err.errno is not None:  # fsync/write errors name no file: name the target
+            raise OSError(err.errno, err.strerror, str(path)) from None
         raise
 
 
@@ -42,8 +44,11 @@ def remove_temp_files(directory: Path) -> list[Path]:
 class JsonlRecords:
     """A list of JSON records mirrored to ``path`` (rewritten atomically at each append).
 
-    ``restore(key, up_to)`` is for resumed runs: it keeps the file's records whose ``key`` is at most ``up_to``
-    (later ones belong to the lost future of the interrupted run) and rewrites the file with them.
+    ``restore(key, up_to, saved)`` is for resumed runs: it keeps the file's records whose ``key`` is at most
+    ``up_to`` (later ones belong to the lost future of the interrupted run) and rewrites the file with them. When
+    the checkpoint carries its own copy of the records (``saved``) and the file lacks some of them (emptied,
+    truncated, deleted), the file is rebuilt from that copy, with one warning line; without a copy, a file with no
+    record up to ``up_to`` gets a warning line that the history before the resume is lost.
     """
 
     def __init__(self, path: Path) -> None:
@@ -54,9 +59,9 @@ class JsonlRecords:
         self.records.append(record)
         self._write()
 
-    def restore(self, key: str, up_to: int) -> None:
+    def restore(self, key: str, up_to: int, saved: list[dict[str, Any]] | None = None) -> None:
+        self.records = []
         if self.path.exists():
-            self.records = []
             for ln in self.path.read_text().splitlines():
                 try:
                     r = json.loads(ln) if ln.strip() else None
@@ -66,7 +71,17 @@ class JsonlRecords:
                     continue
                 if keep:
                     self.records.append(r)
-            self._write()
+        if saved is not None:
+            saved = [r for r in saved if int(r[key]) <= up_to]
+            have = [int(r[key]) for r in self.records]
+            if have != [int(r[key]) for r in saved]:
+                log.warning("%s held %d of the checkpoint's %d records up to %s %d: rebuilt from the checkpoint",
+                            self.path, len(have), len(saved), key, up_to)  # fmt: skip
+                self.records = [dict(r) for r in saved]
+        elif not self.records and up_to > 0:
+            log.warning("%s has no record up to %s %d and the checkpoint has no copy (an older format): the "
+                        "history before this resume is lost", self.path, key, up_to)  # fmt: skip
+        self._write()
 
     def _write(self) -> None:
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))

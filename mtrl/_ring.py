@@ -35,9 +35,17 @@ class RingState:
         """Restore :meth:`state_dict`; a different capacity or field shape is refused (``ValueError``, one line)."""
         if int(state["capacity"]) != self.capacity:
             raise ValueError(f"{self.capacity_label} differs: checkpoint {state['capacity']}, run {self.capacity}")
-        self.ptr, self.size = int(state["ptr"]), int(state["size"])
+        ptr, size = int(state["ptr"]), int(state["size"])
+        # the ring's invariants (a damaged or hand-edited checkpoint would otherwise sample unwritten rows or fail
+        # later with an IndexError): 0 <= size <= capacity, 0 <= ptr < capacity, ptr == size until the ring is full
+        if not (0 <= size <= self.capacity and 0 <= ptr < self.capacity and (size == self.capacity or ptr == size)):
+            raise ValueError(f"{self.capacity_label} {self.capacity}: checkpoint pointer {ptr} / size {size} are "
+                             "out of range")  # fmt: skip
         for k, v in self.data.items():
             arr = state[k].numpy()
-            if arr.shape[0] != v.shape[0] or arr.shape[2:] != v.shape[2:]:
-                raise ValueError(f"replay field {k!r}: checkpoint shape {tuple(arr.shape)}, run {v.shape}")
-            v[:, : self.size] = arr
+            if arr.shape[0] != v.shape[0] or arr.shape[1] != size or arr.shape[2:] != v.shape[2:]:
+                raise ValueError(f"replay field {k!r}: checkpoint shape {tuple(arr.shape)}, run {v.shape} "
+                                 f"(size {size})")  # fmt: skip
+        self.ptr, self.size = ptr, size
+        for k, v in self.data.items():
+            v[:, :size] = state[k].numpy()

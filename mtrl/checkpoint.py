@@ -1,11 +1,21 @@
 """The single owner of checkpoints: atomic writes, keep-last-N, integrity and compatibility checks.
 
-File format: a one-line header ``mtrl-checkpoint v1 sha256=<hex>\\n`` followed by a ``torch.save`` payload of
+File format: a one-line header ``mtrl-checkpoint v<N> sha256=<hex>\\n`` followed by a ``torch.save`` payload of
 tensors and plain Python types only (loaded with ``weights_only=True``: no pickled objects, the replay buffer is
 arrays). The digest detects truncated or corrupted files; a ``fingerprint`` (env, tasks, sizes, architecture,
 aggregator, ...) detects a checkpoint from a different run configuration. Either way the checkpoint is refused with
 a one-line reason and left where it is. Writes go to a temp file in the same directory, are fsynced and renamed
 over the final name, so a crash never leaves a half-written ``ckpt_*.pt``.
+
+Format versions (``N`` in the header, :data:`FORMAT_VERSION`): v1 (before issue 21) and v2 (v1 plus the run's
+evaluation records, ``evals``, from which a resume rebuilds a lost ``eval.jsonl``) are read; v1 is migrated by
+reading it as it is (a resume from it cannot rebuild ``eval.jsonl``, and says so). Any other version is refused
+with one line naming the version, so a checkpoint of a newer mtrl is never half-understood.
+
+The run directory rules (issue 21) live here too: :func:`lock_run_dir` (one process writes into a directory at a
+time; any OSError on the directory is one line), :func:`held_run` / :func:`refuse_reuse` (a directory that
+holds a run is refused unless ``resume`` is set) and :func:`clear_lost_run` (``resume=true`` with no checkpoint
+starts fresh: the lost run's evaluations and TensorBoard events go first). See ``docs/faults.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +32,10 @@ from typing import Any
 
 import torch
 
-MAGIC = b"mtrl-checkpoint v1 sha256="
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MAGIC = f"mtrl-checkpoint v{FORMAT_VERSION} sha256=".encode()
+_HEADER = re.compile(rb"^mtrl-checkpoint v(\d+) sha256=([0-9a-f]{64})$")
 _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
 _TMP = re.compile(r"^\.ckpt_\d+\.pt\.tmp\d*$")
 ABANDONED = "abandoned"  # sub-directory of a checkpoint directory: checkpoints of a branch a resume left behind
@@ -44,6 +57,21 @@ class RunLockedError(RuntimeError):
     """Another process is writing into the same run directory."""
 
 
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used: it holds another run (and ``resume`` is not set), it is not a
+    directory, or it cannot be written (read-only, permissions, full disk). Reported as one line, exit 2."""
+
+
+def os_error_line(err: OSError, what: str = "the run directory") -> str:
+    """One line for an OSError met while writing a run: the file, the reason, and what to do."""
+    where = err.filename or what
+    if err.errno == errno.ENOSPC:
+        return f"disk full writing {where}; free space, then resume=true"
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write {where} ({err.strerror}); choose a writable hydra.run.dir"
+    return f"cannot use {where} ({err.strerror or err}); choose another hydra.run.dir or fix that path"
+
+
 def lock_run_dir(directory: str | Path, prog: str = "mtrl") -> Any:
     """Take an exclusive lock on ``<directory>/.lock`` for the life of the process (or until the returned file is
     closed); a second run in the same directory raises :class:`RunLockedError` before writing anything."""
@@ -51,8 +79,13 @@ def lock_run_dir(directory: str | Path, prog: str = "mtrl") -> Any:
     held = _HELD.get(d.resolve())
     if held is not None and not held.closed:
         return held
-    d.mkdir(parents=True, exist_ok=True)
-    f = open(d / ".lock", "a+")  # noqa: SIM115 - held open for the run's duration
+    if d.exists() and not d.is_dir():
+        raise RunDirError(f"run directory {d} exists and is not a directory; choose another hydra.run.dir")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        f = open(d / ".lock", "a+")  # noqa: SIM115 - held open for the run's duration
+    except OSError as err:
+        raise RunDirError(os_error_line(err, str(d))) from None
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -77,6 +110,110 @@ def remove_temp_files(directory: str | Path) -> list[Path]:
     gone = [p for p in d.iterdir() if _TMP.match(p.name)]
     for p in gone:
         p.unlink(missing_ok=True)
+    return gone
+
+
+# what makes a directory "hold a run": its results, not Hydra's .hydra/ or train.log (a run that died before
+# writing any of these lost nothing a new run could destroy)
+RESULT_FILES = ("eval.jsonl", "metrics.jsonl")  # RL, supervised
+TB_DIR = "tb"
+
+
+def _tb_events(d: Path) -> list[Path]:
+    tb = d / TB_DIR
+    return sorted(tb.rglob("events.out.tfevents.*")) if tb.is_dir() else []
+
+
+def _nonempty(p: Path) -> bool:
+    try:
+        return p.is_file() and p.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def held_run(directory: str | Path) -> str | None:
+    """Describe the run ``directory`` holds (``"fake/ls/seed 1, last step 600"``), or None if it holds none: no
+    checkpoint, no non-empty ``eval.jsonl``/``metrics.jsonl``, no TensorBoard events."""
+    import json
+
+    d = Path(directory)
+    if not d.is_dir():
+        return None
+    ckpts = list_checkpoints(d / "checkpoints")
+    results = [d / f for f in RESULT_FILES if _nonempty(d / f) or (d / f).is_dir()]
+    if not (ckpts or results or _tb_events(d)):
+        return None
+    what: dict[str, Any] = {}
+    for f in results:  # the last readable record names the run (env/method/seed and its last step)
+        try:
+            lines = [ln for ln in f.read_text().splitlines() if ln.strip()]
+            rec = json.loads(lines[-1])
+        except (OSError, ValueError, IndexError):
+            continue
+        what = {"where": rec.get("protocol") or rec.get("benchmark"), "method": rec.get("method"),
+                "seed": rec.get("seed"), "step": rec.get("step", rec.get("epoch")),
+                "unit": "step" if "step" in rec else "epoch"}  # fmt: skip
+    if not what.get("method"):
+        what.update(_describe_config(d))
+    if ckpts and what.get("unit", "step") == "step":
+        what["step"] = max(int(what.get("step") or 0), checkpoint_step(ckpts[-1]) or 0)
+    name = "/".join(str(what.get(k)) for k in ("where", "method") if what.get(k) is not None) or "a run"
+    seed = f", seed {what['seed']}" if what.get("seed") is not None else ""
+    step = f", last {what.get('unit', 'step')} {what['step']}" if what.get("step") is not None else ""
+    return f"{name}{seed}{step}"
+
+
+def _describe_config(d: Path) -> dict[str, Any]:
+    """env/method/seed from the run's ``resolved_config.yaml`` (or Hydra's ``.hydra/config.yaml``)."""
+    from omegaconf import OmegaConf
+
+    for f in (d / "resolved_config.yaml", d / ".hydra" / "config.yaml"):
+        try:
+            c = OmegaConf.load(f)
+        except Exception:  # noqa: BLE001 - a description is a courtesy: missing or unreadable is fine
+            continue
+        where = OmegaConf.select(c, "env.name") or OmegaConf.select(c, "benchmark.name")
+        method = OmegaConf.select(c, "agent.aggregator") or OmegaConf.select(c, "aggregator")
+        return {"where": where, "method": method, "seed": OmegaConf.select(c, "seed")}
+    return {}
+
+
+def refuse_reuse(directory: str | Path, resume: Any) -> None:
+    """A fresh run (``resume`` not set) in a directory that holds a run would destroy it: raise
+    :class:`RunDirError` naming that run (call with the directory locked, before anything is written). Also
+    refuses, resume or not, an ``eval.jsonl``/``metrics.jsonl`` that is not a regular file (e.g. a directory)."""
+    d = Path(directory)
+    for f in RESULT_FILES:
+        if (d / f).exists() and not (d / f).is_file():
+            raise RunDirError(f"{d / f} exists and is not a regular file; move it out of the run directory")
+    if resume not in (False, None, "false"):
+        return
+    held = held_run(directory)
+    if held is not None:
+        raise RunDirError(
+            f"run directory {directory} already holds a run ({held}); refusing to start a fresh run there: "
+            "continue it with resume=true, or choose another hydra.run.dir (hydra.sweep.dir in a sweep)"
+        )
+
+
+def clear_lost_run(directory: str | Path) -> list[str]:
+    """``resume=true`` found no checkpoint: the run starts fresh, so the evaluations and TensorBoard events of the
+    lost run (it cannot be continued) are removed first, or they would mix with the new run's. Returns what was
+    removed (empty if nothing). Call with the directory locked."""
+    d = Path(directory)
+    gone = []
+    for f in RESULT_FILES:
+        p = d / f
+        if p.is_file():
+            n = sum(1 for ln in p.read_text(errors="replace").splitlines() if ln.strip())
+            p.unlink()
+            if n:
+                gone.append(f"{f} ({n} records)")
+    events = _tb_events(d)
+    for p in events:
+        p.unlink()
+    if events:
+        gone.append(f"{TB_DIR}/ ({len(events)} event files)")
     return gone
 
 
@@ -188,16 +325,27 @@ def load_checkpoint(
     except OSError as e:
         raise CorruptCheckpointError(f"cannot read checkpoint {p}: {e.strerror or e}") from None
     header, sep, data = raw.partition(b"\n")
-    if not sep or not header.startswith(MAGIC):
+    m = _HEADER.match(header) if sep else None
+    if m is None:
         msg = f"checkpoint {p} is not an mtrl checkpoint (bad header); refusing to resume, file kept"
         raise CorruptCheckpointError(msg)
-    if hashlib.sha256(data).hexdigest().encode() != header[len(MAGIC) :]:
+    version = int(m.group(1))
+    if version not in READABLE_VERSIONS:
+        raise CheckpointError(
+            f"checkpoint {p} has format v{version}; this mtrl reads v{READABLE_VERSIONS[0]}-v{READABLE_VERSIONS[-1]} "
+            f"(a checkpoint of {'a newer' if version > FORMAT_VERSION else 'an older'} mtrl); refusing to resume, "
+            "file kept"
+        )
+    if hashlib.sha256(data).hexdigest().encode() != m.group(2):
         raise CorruptCheckpointError(f"checkpoint {p} is corrupt (checksum mismatch); refusing to resume, file kept")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling error means the same thing here
         msg = f"checkpoint {p} cannot be loaded ({type(e).__name__}); refusing to resume, file kept"
         raise CorruptCheckpointError(msg) from None
+    if not isinstance(payload, dict):
+        raise CorruptCheckpointError(f"checkpoint {p} holds no mtrl payload; refusing to resume, file kept")
+    payload["format"] = version  # v1 -> v2 migration: the same payload, without the evaluation records
     if fingerprint is not None:  # every key of either side (a key on one side only is a mismatch)
         theirs = payload.get("fingerprint", {})
         keys = list(fingerprint) + [k for k in theirs if k not in fingerprint]
@@ -237,3 +385,22 @@ def find_resume_checkpoint(
                 raise
             log.warning("%s; falling back to the older %s", err, candidates[i + 1].name)
     return None
+
+
+def check_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any], name: str = "optimizer") -> None:
+    """Refuse an optimiser state that does not fit ``opt``'s parameters (``ValueError``, one line), before
+    ``opt.load_state_dict`` accepts it: torch checks only the number of parameters per group, so an Adam
+    ``exp_avg`` of another shape would load and fail (or broadcast) later."""
+    groups = state.get("param_groups", [])
+    if len(groups) != len(opt.param_groups):
+        raise ValueError(f"{name}: checkpoint has {len(groups)} parameter groups, run {len(opt.param_groups)}")
+    saved = state.get("state", {})
+    for i, (theirs, ours) in enumerate(zip(groups, opt.param_groups)):
+        if len(theirs["params"]) != len(ours["params"]):
+            raise ValueError(f"{name}: group {i} has {len(theirs['params'])} parameters in the checkpoint, "
+                             f"{len(ours['params'])} in the run")  # fmt: skip
+        for pid, param in zip(theirs["params"], ours["params"]):
+            for key, value in saved.get(pid, {}).items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape != param.shape:
+                    raise ValueError(f"{name}: state {key!r} of a parameter of shape {tuple(param.shape)} has shape "
+                                     f"{tuple(value.shape)} in the checkpoint")  # fmt: skip

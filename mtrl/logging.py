@@ -26,7 +26,8 @@ Scalars are means over the ``train.log_every`` window (diagnostics come from eve
      "tasks": {"<task>": {"success_rate": float, "episode_return": float}}}
 
 The file is rewritten atomically (temp file + rename) at each evaluation; on resume the records after the
-checkpoint's step are dropped so a resumed run's file matches an uninterrupted one.
+checkpoint's step are dropped so a resumed run's file matches an uninterrupted one, and a file that lost records
+(emptied, deleted) is rebuilt from the copy each checkpoint carries (``evals``).
 """
 
 from __future__ import annotations
@@ -167,9 +168,10 @@ class RunLogger:
             self.writer.flush()
         return record
 
-    def restore_evals(self, up_to_step: int) -> None:
-        """On resume: keep the existing eval records up to ``up_to_step`` (later ones belong to a lost future)."""
-        self.evals.restore("step", up_to_step)
+    def restore_evals(self, up_to_step: int, saved: list[dict[str, Any]] | None = None) -> None:
+        """On resume: keep the existing eval records up to ``up_to_step`` (later ones belong to a lost future);
+        ``saved``: the checkpoint's copy of the records, from which a file lacking some is rebuilt."""
+        self.evals.restore("step", up_to_step, saved)
 
     @property
     def records(self) -> list[dict[str, Any]]:

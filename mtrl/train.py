@@ -38,12 +38,15 @@ from mtrl.agents.sac import PER_TASK_GRADS
 from mtrl.aggregators import make_aggregator
 from mtrl.checkpoint import (
     CheckpointError,
+    RunDirError,
     RunLockedError,
     abandon_newer,
+    clear_lost_run,
     continued_run_dir,
     find_resume_checkpoint,
     latest_checkpoint,
     lock_run_dir,
+    refuse_reuse,
     remove_temp_files,
     save_checkpoint,
 )
@@ -73,6 +76,12 @@ class DivergedError(RuntimeError):
     """Training diverged (non-finite parameters or a long run of skipped updates); the run stops with one line."""
 
 
+# keys whose shipped value is null, and the kind of value they take otherwise (the type check of every key)
+_NULLABLE = {"agent.target_entropy": "float", "agent.batch_size": "int"}
+# loss weightings whose fixed point needs positive losses: UW's sigma_i^2 -> L_i has none for L_i < 0, and its log-
+# sigma then falls without bound (measured: docs/faults.md, "Loss-based weightings and negative losses")
+NEEDS_POSITIVE_LOSSES = {"uw"}
+
 # keys of the fingerprint that come from the built envs (compared once they are built)
 _ENV_KEYS = ("obs_dim", "act_dim")
 # a checkpoint loaded by the command line's check before Hydra starts (path -> payload), reused by ``train``
@@ -83,6 +92,9 @@ _PRELOADED: dict[str, tuple[Path, dict[str, Any]]] = {}
 def check_config(cfg: DictConfig) -> None:
     """Reject impossible configurations with one clear sentence (raises :class:`ConfigError`)."""
     e, a, t = cfg.env, cfg.agent, cfg.train
+    wrong = _cli.check_types(cfg, "train", nullable=_NULLABLE, exempt=("seed", "resume", "env.reward_alpha"))
+    if wrong:  # every key's type first: later checks compute with the values
+        raise ConfigError(wrong)
     if e.name not in PROTOCOLS:
         raise ConfigError(f"unknown env {e.name!r}; valid: {', '.join(PROTOCOLS)}")
     if e.name == "mt1":
@@ -104,6 +116,16 @@ def check_config(cfg: DictConfig) -> None:
     if bad:
         valid = ", ".join(LOSSES)
         raise ConfigError(f"agent.aggregate_on: unknown loss(es) {', '.join(map(str, bad))}; valid: {valid}")
+    if not a.aggregate_on:  # the run would be plain SAC under the method's name (directory, eval.jsonl, report)
+        raise ConfigError(f"agent.aggregate_on=[] aggregates no loss, so agent.aggregator={a.aggregator} would never "
+                          "be used; for the plain multi-task SAC baseline use agent.aggregator=ls")  # fmt: skip
+    negative = sorted(set(map(str, a.aggregate_on)) & {"actor", "alpha"})
+    if negative and NEEDS_POSITIVE_LOSSES & set(str(a.aggregator).split("+")):
+        raise ConfigError(
+            f"agent.aggregator={a.aggregator} needs positive losses, but the SAC {' and '.join(negative)} loss is "
+            "negative (alpha*log(pi) - Q), which drives it to diverge (docs/faults.md); use it on the critic only: "
+            "agent.aggregate_on=[critic]"
+        )
     choices = {"agent.alpha": (a.alpha, ALPHAS), "agent.init": (a.init, INITS), "agent.replay": (a.replay, REPLAYS)}
     for key, (value, valid) in choices.items():
         if value not in valid:
@@ -286,8 +308,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     # --- seeding: python, numpy, torch globally + the run's own generators
     rngs = seeding.seed_everything(int(cfg.seed))
 
-    # --- the run directory: locked (one run writes into it at a time), leftovers of killed writes removed
+    # --- the run directory: locked (one run writes into it at a time), never reused by a fresh run (issue 21),
+    # leftovers of killed writes removed
     lock = lock_run_dir(out_dir)
+    refuse_reuse(out_dir, cfg.resume)
     ckpt_dir = out_dir / "checkpoints"
     remove_temp_files(ckpt_dir)
     remove_text_temp_files(out_dir)
@@ -297,8 +321,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     resumed = None
     if cfg.resume not in (False, None, "false"):
         resumed = _load_resume(cfg, ckpt_dir)
-        if resumed is None:
-            log.warning("resume=true but no checkpoint in %s: starting from scratch", ckpt_dir)
+        if resumed is None:  # a fresh start: the lost run's evaluations and TensorBoard events must not mix in
+            gone = clear_lost_run(out_dir)
+            log.warning("resume=true but no checkpoint in %s: starting from scratch%s", ckpt_dir,
+                        f" (removed the lost run's {', '.join(gone)})" if gone else "")  # fmt: skip
 
     # --- envs: training envs (seed); the evaluation envs are built after a resume, on the training goals
     envs = make_envs(cfg.env, int(cfg.seed))
@@ -320,8 +346,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     step = 0
     obs, _ = envs.reset(seed=int(cfg.seed))
     ep_return, ep_success = np.zeros(K), np.zeros(K, dtype=bool)
+    saved_evals = None
     if resumed is not None:
         path, state = resumed
+        saved_evals = state.get("evals")  # format v2: the evaluations up to the checkpoint (v1: none)
         theirs = state.get("fingerprint", {})
         diff = [f"{k}: checkpoint {theirs.get(k)!r} vs run {fingerprint[k]!r}" for k in _ENV_KEYS
                 if theirs.get(k) != fingerprint[k]]  # fmt: skip
@@ -358,7 +386,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                        tensorboard=bool(cfg.logger.tensorboard), purge_step=step + 1 if resumed else None)  # fmt: skip
     logger.log_config(OmegaConf.to_yaml(cfg, resolve=True), tensorboard=resumed is None)
     if resumed is not None:
-        logger.restore_evals(step)
+        logger.restore_evals(step, saved_evals)
 
     # --- evaluation envs: the training goals (restored ones after a resume), their own RNG for the rest
     eval_envs, eval_seed = make_eval_envs(cfg.env, int(cfg.seed), envs)
@@ -386,6 +414,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             "loop": {"step": step, "obs": torch.as_tensor(np.asarray(obs, dtype=np.float32)),
                      "ep_return": torch.as_tensor(ep_return), "ep_success": torch.as_tensor(ep_success)},
             "config": OmegaConf.to_yaml(cfg, resolve=True),
+            "evals": list(logger.records),  # eval.jsonl up to this step: a resume rebuilds a lost file from it
         }  # fmt: skip
         last_ckpt["path"] = save_checkpoint(ckpt_dir, step, payload, int(t_cfg.keep_checkpoints))
         return last_ckpt["path"]
@@ -617,6 +646,7 @@ def _precheck(cfg: DictConfig) -> None:
         if found is not None:
             _PRELOADED[f"{cfg.resume}|{ckpt_dir.resolve()}"] = found
     lock_run_dir(run_dir)  # before Hydra writes .hydra/ and train.log into it
+    refuse_reuse(run_dir, cfg.resume)  # a directory holding a run: refused before Hydra touches it
 
 
 def _run(cfg: DictConfig, hydra_dir: Path) -> None:
@@ -627,7 +657,8 @@ def _run(cfg: DictConfig, hydra_dir: Path) -> None:
 def main() -> None:
     """``python -m mtrl.train [overrides]``: one-line errors for bad configs, then Hydra runs :func:`train`."""
     _cli.main(PROG, "train", "agent.aggregator_kwargs", _precheck, _run,
-              (ConfigError, CheckpointError, RunLockedError, DivergedError))  # fmt: skip
+              (ConfigError, CheckpointError, RunLockedError, RunDirError, DivergedError),
+              subdir_keys=("env", "agent.aggregator", "seed"))  # fmt: skip
 
 
 if __name__ == "__main__":

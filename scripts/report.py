@@ -4,7 +4,8 @@
 
 Every directory under ``sweep_dir`` that holds an ``eval.jsonl`` (or TensorBoard events with
 ``eval_tasks/<task>/success_rate``, read with tbparse) or a Hydra ``.hydra/config.yaml`` is a run; the method and
-seed come from the JSONL (``method``, ``seed``) or from the Hydra config (``agent.aggregator``, ``seed``). A run
+seed come from the JSONL (``method``, ``seed``) or from the Hydra config (``agent.aggregator``, ``seed``); runs of a
+sweep over further keys (``<method>/seed_<s>/agent.lr=0.001``) are reported as ``<method> [agent.lr=0.001]``. A run
 directory with a config but no evaluation is reported as missing/crashed, never silently dropped.
 
 Per method: final success = mean over the last ``k`` evaluations of a run (k is printed in the report), and the
@@ -120,12 +121,28 @@ def discover(sweep: Path) -> list[Run]:
             _read_jsonl(run, d / "eval.jsonl")
         if not run.ok:
             _read_tensorboard(run, d)
+        if swept_keys(d):  # a sweep over more than method and seed: its runs are grouped per setting
+            run.method = f"{run.method} [{swept_keys(d)}]"
         runs.append(run)
     return runs
 
 
+def swept_keys(run_dir: Path) -> str:
+    """The other swept keys of a run laid out as ``.../seed_<s>/<key=value,...>`` (the sweep subdir of
+    ``mtrl.train -m``, issue 21), e.g. ``agent.lr=0.001``; empty for ``.../seed_<s>`` or a timestamped run."""
+    parts = run_dir.parts
+    i = max((j for j, p in enumerate(parts) if p.startswith("seed_")), default=None)
+    rest = parts[i + 1 :] if i is not None else ()
+    return "/".join(rest) if rest and all("=" in p for p in rest) else ""
+
+
 def dir_label(run_dir: Path) -> str:
-    """The label of a run laid out as ``<sweep>/<label>/seed_<s>`` (``--label dir``); otherwise its own name."""
+    """The label of a run laid out as ``<sweep>/<label>/seed_<s>`` (``--label dir``), with its other swept keys
+    (``<label>/seed_<s>/<key=value>``); otherwise its own name."""
+    swept = swept_keys(run_dir)
+    if swept:
+        run_dir = run_dir.parents[len(Path(swept).parts) - 1]
+        return f"{run_dir.parent.name} [{swept}]"
     return run_dir.parent.name if run_dir.name.startswith("seed_") else run_dir.name
 
 

@@ -53,6 +53,7 @@ from mtrl.agents.losses import actor_loss_one, critic_loss_one, policy_one, twin
 from mtrl.aggregators import Aggregator, AggregatorResult, per_task_gradients
 from mtrl.aggregators._base import GramWeighting
 from mtrl.aggregators._diagnostics import Context
+from mtrl.checkpoint import check_optimizer_state
 
 ALPHAS = ("per_task", "shared")
 PER_TASK_GRADS = ("batched", "vmap", "loop")
@@ -690,6 +691,8 @@ class MultiTaskSAC:
             getattr(self, k).load_state_dict(state[k])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
+        for name in ("actor_opt", "critic_opt", "alpha_opt"):  # Adam moments of another shape: refused (issue 21)
+            check_optimizer_state(getattr(self, name), state[name], name)
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])

@@ -81,4 +81,19 @@ def make_aggregator(name: str, **kwargs: Any) -> Aggregator:
     if bad:
         valid = ", ".join(sorted(params)) or "none"
         raise TypeError(f"aggregator {name!r} got unknown argument(s) {', '.join(bad)}; valid: {valid}")
-    return cls(**kwargs)
+    sig = inspect.signature(cls.__init__).parameters
+    for key, value in kwargs.items():  # a value of another kind than the default's: name the argument (issue 21)
+        default = sig[key].default
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise TypeError(f"aggregator {name!r}: {key} must be true or false, got {value!r}")
+        elif isinstance(default, (int, float)) and not number:
+            raise TypeError(f"aggregator {name!r}: {key} must be a number, got {value!r}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        msg = str(err)
+        if not any(k in msg for k in kwargs):  # a message that does not say which argument it is about
+            msg = f"aggregator {name!r} with {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}: {msg}"
+        raise type(err)(msg) from None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 
 from mtrl import _cli
-from mtrl.checkpoint import CheckpointError, RunLockedError
+from mtrl.checkpoint import CheckpointError, RunDirError, RunLockedError
 from mtrl.supervised.trainer import ConfigError, precheck, train
 
 PROG = "mtrl.supervised.train"
@@ -36,7 +36,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """``python -m mtrl.supervised.train [overrides]``: one-line errors for bad configs, then Hydra runs ``train``."""
-    errors = (ConfigError, CheckpointError, RunLockedError)
+    errors = (ConfigError, CheckpointError, RunLockedError, RunDirError)
     _cli.main(PROG, "supervised", "aggregator_kwargs", _precheck, train, errors)
 
 

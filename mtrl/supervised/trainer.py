@@ -45,7 +45,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from mtrl import _threads, seeding
+from mtrl import _cli, _threads, seeding
 from mtrl._io import JsonlRecords, atomic_write_text
 from mtrl._io import remove_temp_files as remove_text_temp_files
 from mtrl.aggregators import aggregate_backward, make_aggregator
@@ -56,9 +56,12 @@ from mtrl.checkpoint import (
     ABANDONED,
     CheckpointError,
     abandon_newer,
+    check_optimizer_state,
+    clear_lost_run,
     continued_run_dir,
     find_resume_checkpoint,
     lock_run_dir,
+    refuse_reuse,
     remove_temp_files,
     save_checkpoint,
 )
@@ -99,6 +102,10 @@ class ConfigError(ValueError):
     """A configuration that cannot run; reported as one line before anything is built."""
 
 
+# keys whose shipped value is null, and the kind of value they take otherwise (the type check of every key)
+_NULLABLE = {"train.eval_batch_size": "int", "train.max_batches_per_epoch": "int", "optim.lr_step": "int"}
+
+
 # ====================================================================== config
 def _kwargs(cfg: DictConfig) -> dict[str, Any]:
     kw = cfg.get("aggregator_kwargs") or {}
@@ -117,6 +124,9 @@ def task_names(cfg: DictConfig) -> list[str]:
 def check_config(cfg: DictConfig) -> None:
     """Reject impossible configurations with one sentence (:class:`ConfigError`); check a real data root."""
     name = cfg.benchmark.name
+    wrong = _cli.check_types(cfg, "supervised", nullable=_NULLABLE, exempt=("resume",))
+    if wrong:  # every key's type first, as the RL side (issue 21): later checks compute with the values
+        raise ConfigError(wrong)
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {name!r}; valid: {', '.join(BENCHMARKS)}")
     try:
@@ -137,8 +147,11 @@ def check_config(cfg: DictConfig) -> None:
         if v is not None:
             positive[opt] = v
     for k, v in positive.items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-            raise ConfigError(f"{k} must be a positive number, got {v!r}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or not math.isfinite(v):
+            raise ConfigError(f"{k} must be a positive finite number, got {v!r}")
+    if float(cfg.model.width) * 64 < 2:  # the first layer's 64 x width channels (fewer than 2 were silently 2)
+        raise ConfigError(f"model.width={cfg.model.width} gives fewer than 2 channels in the first layer (64 x width); "
+                          "use model.width >= 0.03125")  # fmt: skip
     try:
         _threads.check_torch_threads(_torch_threads(cfg))
     except ValueError as e:
@@ -154,7 +167,7 @@ def check_config(cfg: DictConfig) -> None:
             "train.grad_wrt=rep needs one shared representation: MTAN's attention branch reuses shared layers "
             "inside each task's path; use model.attention=false (plain SegNet) or train.grad_wrt=params"
         )
-    if int(cfg.train.num_workers) < 0:
+    if cfg.train.num_workers < 0:
         raise ConfigError(f"train.num_workers must be >= 0, got {cfg.train.num_workers}")
     if not cfg.data.synthetic:
         root = None if OmegaConf.is_missing(cfg.data, "root") else cfg.data.get("root")
@@ -320,8 +333,8 @@ class _Writer:
     def record(self, rec: dict[str, Any]) -> None:
         self.metrics.append(rec)
 
-    def restore(self, up_to_epoch: int) -> None:
-        self.metrics.restore("epoch", up_to_epoch)
+    def restore(self, up_to_epoch: int, saved: list[dict[str, Any]] | None = None) -> None:
+        self.metrics.restore("epoch", up_to_epoch, saved)
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -398,6 +411,7 @@ def precheck(cfg: DictConfig, run_dir: str | Path | None, lock: bool = True) -> 
             _PRELOADED[f"{cfg.resume}|{ckpt_dir.resolve()}"] = found
     if lock:
         lock_run_dir(run_dir)  # before Hydra writes .hydra/ and train.log into it
+        refuse_reuse(run_dir, cfg.resume)  # a directory holding a run: refused before Hydra touches it
 
 
 # ====================================================================== training
@@ -422,6 +436,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else continued_run_dir(cfg.resume) or Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = lock_run_dir(out_dir)  # one run writes into a directory at a time (a second one: one line, exit 2)
+    refuse_reuse(out_dir, cfg.resume)  # a fresh run never reuses a directory that holds a run (issue 21)
     remove_temp_files(out_dir / "checkpoints")
     remove_text_temp_files(out_dir)
     prev_threads = torch.get_num_threads()
@@ -438,8 +453,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     resumed = None
     if cfg.resume not in (False, None, "false"):
         resumed = load_resume(cfg, ckpt_dir)
-        if resumed is None:
-            log.warning("resume=%s: no checkpoint in %s yet, starting from scratch", cfg.resume, ckpt_dir)
+        if resumed is None:  # a fresh start: the lost run's metrics and TensorBoard events must not mix in
+            gone = clear_lost_run(out_dir)
+            log.warning("resume=%s: no checkpoint in %s yet, starting from scratch%s", cfg.resume, ckpt_dir,
+                        f" (removed the lost run's {', '.join(gone)})" if gone else "")  # fmt: skip
 
     # --- data
     train_set, eval_sets = build_datasets(cfg, out_dir)
@@ -473,14 +490,17 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     loader_seed = 0
     epoch_sums = [0.0] * K
     epoch_count = 0
+    saved_records = None
     if resumed is not None:
         path, state = resumed
+        saved_records = state.get("records")  # format v2: metrics.jsonl up to the checkpoint (v1: none)
         theirs = state.get("fingerprint", {}).get("n_train")
         if theirs != fingerprint["n_train"]:
             raise CheckpointError(f"checkpoint {path} does not match this run (n_train: checkpoint {theirs!r} vs run "
                                   f"{fingerprint['n_train']!r}); refusing to resume, file kept")  # fmt: skip
         try:  # a checkpoint of another code version (missing key, renamed parameter, other shapes): one line
             model.load_state_dict(state["model"])
+            check_optimizer_state(optimizer, state["optimizer"])  # Adam moments of another shape: refused
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             aggregator.load_state_dict(state["aggregator"])
@@ -506,7 +526,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     writer = _Writer(out_dir, bool(cfg.train.tensorboard),
                      purge=(iteration + 1, epoch + 1) if resumed is not None else None)  # fmt: skip
     if resumed is not None:
-        writer.restore(epoch)
+        writer.restore(epoch, saved_records)
     text = OmegaConf.to_yaml(cfg, resolve=True)
     atomic_write_text(out_dir / "resolved_config.yaml", text)
     if resumed is None:
@@ -519,7 +539,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             "per_task_grads": jacobian.state_dict(),
             "rng": seeding.get_state(rngs), "epoch": epoch, "batch": batch_pos, "iteration": iteration,
             "n_skipped": n_skipped, "batches": perm_batches, "loader_seed": loader_seed, "epoch_sums": epoch_sums,
-            "epoch_count": epoch_count,
+            "epoch_count": epoch_count, "records": list(writer.records),
         }  # fmt: skip
         return save_checkpoint(ckpt_dir, iteration, payload, int(cfg.train.keep_checkpoints))
 
