@@ -204,7 +204,7 @@ def _fast(block: Block) -> bool:
     (``data=synthetic``), or the toy; anything else (the real Meta-World envs) is a slow test."""
     apps = [c for c in block.commands if c.kind in MODULES]
     need = {"train": "env=fake", "supervised": "data=synthetic", "toy": ""}
-    return bool(apps) and all(not need[c.kind] or need[c.kind] in c.overrides for c in apps)
+    return bool(apps) and all(not need[c.kind] or need[c.kind] in c.overrides or "--help" in c.overrides for c in apps)
 
 
 RUN_BLOCKS = list({b.text: b for b in reversed(BLOCKS) if b.reason is None}.values())[::-1]  # the same block once
