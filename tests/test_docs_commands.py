@@ -196,7 +196,8 @@ def _smoke_args(cmd: Command) -> list[str]:
             args[i] = f"{_key(a)}={cap}"
         if a.startswith("seed=range("):
             args[i] = "seed=range(1,3)"
-    return out + args
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags (-m) go before the overrides
+    return flags + out + [a for a in args if not a.startswith("-")]
 
 
 def _fast(block: Block) -> bool:
