@@ -211,9 +211,15 @@ def _fast(block: Block) -> bool:
 RUN_BLOCKS = list({b.text: b for b in reversed(BLOCKS) if b.reason is None}.values())[::-1]  # the same block once
 
 
+_RAN: set[str] = set()  # app commands already run by an earlier block (same text): run once per session
+
+
 def run_block(block: Block, cwd: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHON": sys.executable}
+    independent = all(c.kind in MODULES for c in block.commands) and "resume=" not in block.text
     for cmd in block.commands:
+        if independent and cmd.text in _RAN:
+            continue
         if cmd.kind in MODULES:
             argv = [sys.executable, "-m", MODULES[cmd.kind], *_smoke_args(cmd)]
         elif cmd.script is not None and cmd.script.suffix == ".py":
@@ -224,6 +230,7 @@ def run_block(block: Block, cwd: Path) -> None:
             pytest.fail(f"{block.id}: cannot run `{cmd.text}`")
         r = subprocess.run(argv, cwd=cwd, env={**env, **cmd.env}, capture_output=True, text=True, timeout=1200)
         assert r.returncode == 0, f"{block.id}: `{' '.join(argv[1:])}` exited {r.returncode}:\n{r.stderr[-3000:]}"
+        _RAN.add(cmd.text)
 
 
 @pytest.mark.parametrize("block", [b for b in RUN_BLOCKS if _fast(b)], ids=lambda b: b.id)
