@@ -351,6 +351,11 @@ def main(
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    from mtrl import _help
+
+    if _help.wants_help(sys.argv[1:]):  # the app's own groups and presets, not every group of the config dir
+        print(_help.app_help(prog))
+        sys.exit(0)
     sys.argv = [sys.argv[0], *rewrite_argv(sys.argv[1:], kwargs_key, GROUP_ALIASES.get(config_name))]
     args = sys.argv[1:]
     flags = [a for a in args if a.startswith("-")]

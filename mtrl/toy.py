@@ -208,7 +208,12 @@ def main() -> None:
     import hydra
     from omegaconf import DictConfig
 
+    from mtrl import _help
     from mtrl._paths import config_dir
+
+    if _help.wants_help(sys.argv[1:]):
+        print(_help.app_help("mtrl.toy"))
+        sys.exit(0)
     from mtrl.aggregators import make_aggregator
 
     @hydra.main(config_path=config_dir(), config_name="toy", version_base="1.3")

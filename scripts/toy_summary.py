@@ -6,7 +6,7 @@
 Default: the final point from each start (in the order of SPEC §3), how many starts end on the Pareto front
 (distance < 0.1), and the mean and minimum distance to the optimum of the mean, ``(0, −8.3552)``.
 ``--per-method``: one row per method, one column per preset with ``<on front>/<starts>, <mean distance>``
-(the toy column of the README's method table); several files are read as one.
+(the toy column of the method table in docs/aggregators.md); several files are read as one.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def check_config(cfg: DictConfig) -> None:
     if not cfg.data.synthetic:
         root = None if OmegaConf.is_missing(cfg.data, "root") else cfg.data.get("root")
         if root is None:
-            raise ConfigError(f"data.root is required for real data (or use data=synthetic); see README for {name}")
+            raise ConfigError(f"data.root is required for real {name} data (or data=synthetic); see docs/supervised.md")
         try:
             if name == "celeba":
                 read_celeba_index(root)
