@@ -99,8 +99,12 @@ def options(group: str) -> dict[str, str]:
 
 
 def groups(config_name: str) -> dict[str, tuple[str | None, dict[str, str]]]:
-    """``{group: (default, {option: description})}`` of an app, in its defaults order."""
-    return {g: (default, options(g)) for g, default in _defaults(config_name)}
+    """``{group: (default, {option: description})}`` of an app, in its defaults order, each group under its
+    command-line name (``experiment`` for the supervised app's ``supervised_experiment``, ``_cli.GROUP_ALIASES``)."""
+    from mtrl._cli import GROUP_ALIASES
+
+    cli_name = {folder: alias for alias, folder in GROUP_ALIASES.get(config_name, {}).items()}
+    return {cli_name.get(g, g): (default, options(g)) for g, default in _defaults(config_name)}
 
 
 def presets(config_name: str) -> dict[str, str]:
