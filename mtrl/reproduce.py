@@ -109,7 +109,7 @@ def parse(argv: list[str]) -> Args:
         if key in KEYS:
             given[key] = val
         elif key.startswith("launcher."):
-            options[key[len("launcher."):]] = _value(val)
+            options[key[len("launcher.") :]] = _value(val)
         elif key.lstrip("+~") in RESERVED or key.lstrip("+~").startswith("hydra"):
             raise TableError(f"{key} is set per run by {PROG} (seeds=N gives seeds 1..N; out= the directories)")
         else:
@@ -215,15 +215,20 @@ def check_runs(args: Args) -> None:
     config_name, kwargs_key, module, fn = ENTRIES[args.table.entry]
     check = getattr(importlib.import_module(module), fn)
     errors = (ValueError, TypeError, KeyError)
+    hydra_error = None
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         for row in args.rows:
             overrides = _cli.rewrite_argv(run_overrides(args, row, 1), kwargs_key)
             try:
                 check(compose(config_name=config_name, overrides=overrides))
             except (HydraException, OmegaConfBaseException) as err:
-                raise TableError(f"row {row}: {_cli._one_line(str(err), config_name, overrides)}") from None
+                hydra_error = (row, str(err), overrides)  # explained outside: _one_line composes again
+                break
             except errors as err:
                 raise TableError(f"row {row}: {err}") from None
+    if hydra_error is not None:
+        row, text, overrides = hydra_error
+        raise TableError(f"row {row}: {_cli._one_line(text, config_name, overrides)}")
 
 
 def _header(args: Args) -> dict[str, Any]:
@@ -292,8 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     skipped = {k: sum(v[0] == k for v in st.values()) for k in ("done", "running")}
     jobs = [Job(f"{r}/seed_{s}", run_dir(args.out, r, s), tuple(run_overrides(args, r, s)), args.table.entry)
             for r, s in todo]  # fmt: skip
-    print(f"{PROG}: table {args.table.name}, budget {args.budget.name}, launcher {args.launcher}: "
-          f"{len(jobs)} run(s) to launch, {skipped['done']} done, {skipped['running']} running (left alone)")
+    print(
+        f"{PROG}: table {args.table.name}, budget {args.budget.name}, launcher {args.launcher}: "
+        f"{len(jobs)} run(s) to launch, {skipped['done']} done, {skipped['running']} running (left alone)"
+    )
     if args.dry_run:
         for (r, s), job in zip(todo, jobs):
             print(f"  {job.name} ({st[(r, s)][0]}): python -m {job.module} {' '.join(job.argv())}")
