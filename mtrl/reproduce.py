@@ -179,7 +179,7 @@ def run_state(table: Table, d: Path, length: int) -> tuple[str, int]:
     """The state of one run directory (one of :data:`STATES`) and its progress (the last record's step/epoch).
     Done: its last record reached ``length``. Running: a process holds its lock. Failed: its last launch ended
     with an error (an interrupted run, exit 130/143, is resumable). Resumable: it has a checkpoint or records."""
-    recs = read_records(d, table)
+    recs = read_records(d, table, with_metric=False)
     progress = int(recs[-1][table.metric["progress"]]) if recs else 0
     if recs and progress >= length:
         return "done", progress

@@ -340,3 +340,22 @@ def test_tables_are_package_data() -> None:
     assert "mtrl.tables" in cfg["packages"]
     shipped = {p for pat in cfg["package-data"]["mtrl.tables"] for p in (ROOT / "mtrl" / "tables").glob(pat)}
     assert shipped == set((ROOT / "mtrl" / "tables").glob("*.yaml")) and len(shipped) == 4
+
+
+def test_supervised_run_is_done_by_its_epochs_even_without_a_delta_m(tmp_path: Path) -> None:
+    """CelebA's metrics.jsonl has delta_m: null (no single-task bases in mtrl): the run is done at its last
+    epoch, and the comparison counts no seed for it rather than relaunching it."""
+    from mtrl.tables import compare
+
+    t = load_table("celeba")
+    run = tmp_path / "ls" / "seed_1"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "delta_m": None}) + "\n" for e in (1, 2)))
+    (run / "reproduce.json").write_text(json.dumps({"budget": {"name": "2", "values": {"epochs": 2}}}))
+    assert reproduce.run_state(t, run, 2) == ("done", 2)
+    assert reproduce.run_state(t, run, 15) == ("resumable", 2)
+    ls = compare(tmp_path, t)[0]
+    assert ls["row"] == "ls" and ls["n_seeds"] == 0 and ls["verdict"] == "incomplete"
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "delta_m": 2.0 * e}) + "\n" for e in (1, 2)))
+    ls = compare(tmp_path, t, last_k=1)[0]
+    assert ls["n_seeds"] == 1 and ls["mean"] == 4.0 and ls["reached"] == 2

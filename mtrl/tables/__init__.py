@@ -167,9 +167,10 @@ def resolve_budget(table: Table, budget: str | float | int) -> Budget:
 
 
 # ------------------------------------------------------------------------------------------- reading and verdicts
-def read_records(run_dir: Path, table: Table) -> list[dict[str, Any]]:
-    """The metric records of one run (``eval.jsonl`` or ``metrics.jsonl``), sorted by progress, unreadable lines
-    and records without the metric skipped."""
+def read_records(run_dir: Path, table: Table, with_metric: bool = True) -> list[dict[str, Any]]:
+    """The records of one run (``eval.jsonl`` or ``metrics.jsonl``), sorted by progress; unreadable lines skipped,
+    and records without a value of the metric too unless ``with_metric`` is False (a run's progress counts every
+    record: CelebA's Δm% is null, for example, since mtrl has no single-task bases for it)."""
     path = Path(run_dir) / str(table.metric["file"])
     if not path.is_file():
         return []
@@ -180,8 +181,9 @@ def read_records(run_dir: Path, table: Table) -> list[dict[str, Any]]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(rec, dict) and isinstance(rec.get(key), (int, float)) and isinstance(rec.get(prog), int):
-            out.append(rec)
+        if isinstance(rec, dict) and isinstance(rec.get(prog), int):
+            if not with_metric or isinstance(rec.get(key), (int, float)):
+                out.append(rec)
     return sorted(out, key=lambda r: r[prog])
 
 
@@ -232,12 +234,13 @@ def compare(out: Path, table: Table, last_k: int = 3) -> list[dict[str, Any]]:
         finals, reached, budgets = [], [], set()
         for run in sorted(Path(out, row.id).glob("seed_*")):
             recs = read_records(run, table)
+            every = read_records(run, table, with_metric=False)
             b = run_budget(run)
             total = int(b["values"][length_key]) if b else table.paper_length
             if b:
                 budgets.add(str(b["name"]))
-            if not recs or recs[-1][table.metric["progress"]] < total:
-                continue  # not finished at its own budget: not counted
+            if not recs or every[-1][table.metric["progress"]] < total:
+                continue  # not finished at its own budget, or no value of the metric: not counted
             finals.append(sum(float(r[table.metric["key"]]) for r in recs[-last_k:]) / len(recs[-last_k:]))
             reached.append(int(recs[-1][table.metric["progress"]]))
         n = len(finals)
