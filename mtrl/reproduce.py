@@ -232,7 +232,10 @@ def check_runs(args: Args) -> None:
 
 
 def _header(args: Args) -> dict[str, Any]:
-    return {"table": args.table.name, "table_file": str(args.table.path), "budget": args.budget.as_dict(),
+    path = args.table.path
+    shipped = path.parent == TABLE_DIR  # a package table: named by its place in the package, not this machine's path
+    return {"table": args.table.name, "table_file": f"mtrl/tables/{path.name}" if shipped else str(path),
+            "budget": args.budget.as_dict(),
             "extra_overrides": list(args.extra)}  # fmt: skip
 
 

@@ -326,6 +326,10 @@ def test_report_table_verdicts_from_hand_made_eval_files(tmp_path: Path, case: s
     assert rows["ls"]["verdict"] == expect
     assert rows["ls"]["n_seeds"] == str(len(finals))
     assert abs(float(rows["ls"]["mean"]) - sum(finals) / len(finals)) < 1e-9
+    if case == "consistent":  # 0.6 ± 12.71 * 0.05 (t, 1 degree of freedom), clipped to the range [0, 1]
+        assert (float(rows["ls"]["ci_low"]), float(rows["ls"]["ci_high"])) == (0.0, 1.0)
+    if case == "lower":  # 0.11 ± 12.71 * 0.01
+        assert abs(float(rows["ls"]["ci_high"]) - (0.11 + 12.706205 * 0.01)) < 1e-5
     assert rows["cagrad"]["verdict"] == "incomplete" and rows["cagrad"]["n_seeds"] == "0"
     md = (tmp_path / "report" / "report.md").read_text()
     assert md.startswith("# Fake-env table (tests): mtrl next to the paper")

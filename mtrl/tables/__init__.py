@@ -226,8 +226,8 @@ def _t95(n: int) -> float:
 def compare(out: Path, table: Table, last_k: int = 3) -> list[dict[str, Any]]:
     """Per row of ``table``: the published mean ± SEM and seed count, and over the runs ``out/<row>/seed_<n>``
     that reached their budget: mtrl's final score (mean of each run's last ``last_k`` records), mean ± SEM, the
-    95% t-interval, the number of seeds, the smallest budget reached (progress of the last record, and as a
-    fraction of the paper's), and the :func:`verdict`."""
+    95% t-interval (clipped to the metric's ``range`` when the table gives one), the number of seeds, the smallest
+    budget reached (progress of the last record, and as a fraction of the paper's), and the :func:`verdict`."""
     rows = []
     length_key = str(table.budget["length"])
     for row in table.rows:
@@ -247,11 +247,13 @@ def compare(out: Path, table: Table, last_k: int = 3) -> list[dict[str, Any]]:
         mean = sum(finals) / n if n else float("nan")
         sem = _sem(finals)
         half = _t95(n) * sem if n > 1 else float("nan")
+        low, high = table.metric.get("range") or (-math.inf, math.inf)  # e.g. success lies in [0, 1]
         least = min(reached) if reached else 0
         complete = n >= row.seeds and least >= table.paper_length
         rows.append({
             "row": row.id, "label": row.label, "published_mean": row.mean, "published_sem": row.sem,
-            "published_seeds": row.seeds, "mean": mean, "sem": sem, "ci_low": mean - half, "ci_high": mean + half,
+            "published_seeds": row.seeds, "mean": mean, "sem": sem,
+            "ci_low": max(mean - half, low), "ci_high": min(mean + half, high),
             "n_seeds": n, "reached": least, "reached_fraction": least / table.paper_length,
             "budgets": ",".join(sorted(budgets)) or "unknown",
             "verdict": verdict(row.mean, row.sem, mean, sem, complete),
