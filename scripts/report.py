@@ -1,6 +1,7 @@
 """Turn a sweep directory into a success-rate report (SPEC §5): tables (Markdown, CSV) and PNGs.
 
     python scripts/report.py <sweep_dir> --out <dir> [--last-k 3] [--reps 20000] [--target imgrad]
+    python scripts/report.py <table_dir> --table mt10      # a table run by python -m mtrl.reproduce (SPEC §10)
 
 Every directory under ``sweep_dir`` that holds an ``eval.jsonl`` (or TensorBoard events with
 ``eval_tasks/<task>/success_rate``, read with tbparse) or a Hydra ``.hydra/config.yaml`` is a run; the method and
@@ -17,6 +18,13 @@ each step; runs of different lengths are aligned by step), a per-task heatmap, a
 Writes ``summary.csv`` (``method, n_seeds, n_missing, final_mean, final_sem, best_mean, best_sem, iqm, iqm_low,
 iqm_high, mean, mean_low, mean_high``), ``per_task.csv``, ``poi.csv``, ``report.md``, ``curves.png``,
 ``heatmap.png``, ``intervals.png``.
+
+``--table <name or .yaml>`` (a directory written by ``python -m mtrl.reproduce``, runs in ``<dir>/<row>/seed_<n>``):
+runs are labelled by their row, and ``table.csv`` / the top of ``report.md`` put per row the published mean ± SEM
+next to mtrl's mean ± SEM over the seeds that finished their budget, the 95% t-interval, the seed count, the budget
+reached and a verdict (:func:`mtrl.tables.verdict`: ``consistent`` within two combined SEMs, else ``lower`` /
+``higher``; ``incomplete`` below the paper's budget or seed count). The budget the directory was run with heads
+the section. ``--out`` defaults to ``<dir>/report``. Tables of the supervised module get the comparison only.
 """
 
 from __future__ import annotations
@@ -396,6 +404,64 @@ def write_report(out: Path, runs: list[Run], rows: list[dict], scores: dict, poi
     (out / "report.md").write_text("\n".join(md))
 
 
+# ------------------------------------------------------------------------------- --table: mtrl next to the paper
+TABLE_COLS = ["row", "label", "published_mean", "published_sem", "published_seeds", "mean", "sem", "ci_low", "ci_high",
+              "n_seeds", "reached", "reached_fraction", "budgets", "verdict"]  # fmt: skip
+
+
+def budget_line(sweep: Path, table) -> str:
+    """The budget a table directory was run with (``reproduce.json`` of ``mtrl.reproduce``), as one sentence."""
+    length_key = table.budget["length"]
+    try:
+        b = json.loads((sweep / "reproduce.json").read_text())["budget"]
+        name, value = str(b["name"]), int(b["values"][length_key])
+    except (OSError, ValueError, KeyError, TypeError):
+        return (f"Budget: unknown (no reproduce.json in {sweep}); the paper's is {length_key}={table.paper_length:,}. "
+                "Each row's budget reached is below.")  # fmt: skip
+    if name == "paper":
+        return f"Budget: **paper** ({length_key}={value:,})."
+    return (
+        f"Budget: **{name}** ({length_key}={value:,}, {100 * value / table.paper_length:.3g}% of the paper's "
+        f"{table.paper_length:,}): NOT the paper's budget, so every verdict is `incomplete`."
+    )
+
+
+def table_markdown(sweep: Path, table, rows: list[dict], k: int) -> list[str]:
+    """The Markdown section of ``--table``: header with the budget, one line per row of the published table."""
+    higher = "higher is better" if table.metric["higher_is_better"] else "lower is better"
+    md = [f"# {table.title}: mtrl next to the paper", "", budget_line(sweep, table), "",
+          f"mtrl = mean ± SEM over the seeds that finished their budget of the final {table.metric['name']} (mean of "
+          f"each run's last {k} evaluations; {higher}); 95% = t-interval of that mean. Verdict: `consistent` if "
+          "|mtrl − published| < 2·sqrt(SEM_pub² + SEM_mtrl²), else `lower`/`higher`; `incomplete` below the paper's "
+          "budget or seed count.", "",
+          "| row | published (mean ± SEM, seeds) | mtrl (mean ± SEM) | 95% interval | seeds | budget reached "
+          "| verdict |",
+          "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        pub = f"{r['published_mean']:.2f} ± {_fmt(r['published_sem'], 3) if r['published_sem'] is not None else 'n/a'}"
+        md.append(f"| {r['label']} (`{r['row']}`) | {pub} ({r['published_seeds']}) | {_fmt(r['mean'])} ± "
+                  f"{_fmt(r['sem'])} | [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {r['n_seeds']} | "
+                  f"{r['reached']:,} ({100 * r['reached_fraction']:.3g}%) | {r['verdict']} |")  # fmt: skip
+    return md
+
+
+def write_table_report(out: Path, sweep: Path, table, k: int, prepend: bool) -> str:
+    """``table.csv`` and the ``--table`` section (put at the top of ``report.md`` when ``prepend``, else written as
+    ``report.md``); returns the section."""
+    from mtrl.tables import compare
+
+    rows = compare(sweep, table, last_k=k)
+    with (out / "table.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=TABLE_COLS)
+        w.writeheader()
+        w.writerows({c: r.get(c, "") for c in TABLE_COLS} for r in rows)
+    section = "\n".join(table_markdown(sweep, table, rows, k))
+    report = out / "report.md"
+    rest = report.read_text() if prepend and report.exists() else ""
+    report.write_text(section + ("\n\n" + rest if rest else "\n"))
+    return section
+
+
 def _missing(module: str) -> bool:
     import importlib.util
 
@@ -405,7 +471,7 @@ def _missing(module: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Success-rate report of a sweep directory (SPEC §5).")
     ap.add_argument("sweep_dir", type=Path)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="output directory (required unless --table: <dir>/report)")
     ap.add_argument("--last-k", type=int, default=3, help="final success = mean of the last k evaluations")
     ap.add_argument("--reps", type=int, default=20000, help="bootstrap repetitions")
     ap.add_argument("--target", default="imgrad", help="method whose probability of improvement is reported")
@@ -423,7 +489,31 @@ def main(argv: list[str] | None = None) -> int:
         help="name runs by their aggregator (method) or by the directory above seed_<s> (dir: e.g. architectures "
         "run with the same aggregator, <sweep>/<label>/seed_<s>)",
     )
+    ap.add_argument(
+        "--table",
+        default=None,
+        help="compare with a published table (mtrl/tables: mt10, nyuv2, ...; or "
+        "a .yaml): the directory is one written by python -m mtrl.reproduce",
+    )
     args = ap.parse_args(argv)
+    table = None
+    if args.table is not None:
+        from mtrl.tables import TableError, load_table
+
+        try:
+            table = load_table(args.table)
+        except TableError as err:
+            print(f"report: error: {err}", file=sys.stderr)
+            return 2
+        args.label = "dir"  # <dir>/<row>/seed_<n>: the row names the run
+        args.out = args.out or args.sweep_dir / "report"
+    if args.out is None:
+        print("report: error: --out is required (or --table, which writes into <dir>/report)", file=sys.stderr)
+        return 2
+    if table is not None and table.metric["file"] != "eval.jsonl" and args.sweep_dir.is_dir():
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(write_table_report(args.out, args.sweep_dir, table, args.last_k, prepend=False))
+        return 0
     missing = [m for m in ("rliable", "matplotlib") if _missing(m)]
     if missing:
         print(f"report: error: {', '.join(missing)} not installed: pip install -e '.[analysis]' (the analysis extra)",
@@ -455,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     poi = probability_of_improvement(scores, args.target, args.reps, args.seed)
     write_report(args.out, runs, rows, scores, poi, args.last_k)
     _plots(args.out, runs, scores, next(r.tasks for r in runs if r.ok), intervals)
+    if table is not None:
+        write_table_report(args.out, args.sweep_dir, table, args.last_k, prepend=True)
     print((args.out / "report.md").read_text().split("\n\n![curves]")[0])
     return 0
 

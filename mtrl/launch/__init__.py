@@ -21,12 +21,14 @@ ENGINES = ("local", "slurm", "ray")
 
 @dataclass(frozen=True)
 class Job:
-    """One training run: a name for humans (``"cagrad/seed_3"``), its directory and its ``mtrl.train`` overrides
-    (without ``hydra.run.dir`` and ``resume``, which the engines add)."""
+    """One training run: a name for humans (``"cagrad/seed_3"``), its directory and its overrides (without
+    ``hydra.run.dir`` and ``resume``, which the engines add). ``module`` is the entry point engines run with
+    ``python -m``: ``mtrl.train``, or ``mtrl.supervised.train`` for the supervised tables (same resume contract)."""
 
     name: str
     run_dir: Path
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    module: str = "mtrl.train"
 
     def argv(self) -> list[str]:
         """The ``mtrl.train`` command-line arguments that run (or continue) this job."""
