@@ -218,7 +218,7 @@ def check_runs(args: Args) -> None:
     hydra_error = None
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         for row in args.rows:
-            overrides = _cli.rewrite_argv(run_overrides(args, row, 1), kwargs_key)
+            overrides = _cli.rewrite_argv(run_overrides(args, row, 1), kwargs_key, _cli.GROUP_ALIASES.get(config_name))
             try:
                 check(compose(config_name=config_name, overrides=overrides))
             except (HydraException, OmegaConfBaseException) as err:

@@ -28,7 +28,7 @@ class Command:
 
     words: list[str]
     env: dict[str, str]
-    kind: str  # "train" | "supervised" | "toy" | "script" | "pytest" | "other" | "unknown"
+    kind: str  # "train" | "supervised" | "toy" | "reproduce" | "script" | "pytest" | "other" | "unknown"
     text: str
 
     @property
@@ -69,6 +69,8 @@ def _kind(words: list[str]) -> str:
             return APPS[words[2]]
         if words[2] == "pytest":
             return "pytest"
+        if words[2] == "mtrl.reproduce":
+            return "reproduce"
         if words[2] == "venv":
             return "other"
     if len(words) >= 2 and words[0] in ("python", "python3") and words[1].endswith(".py"):

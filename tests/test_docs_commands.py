@@ -58,11 +58,11 @@ def compose_jobs(cmd: Command) -> list:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from mtrl._cli import rewrite_argv
+    from mtrl._cli import GROUP_ALIASES, rewrite_argv
     from mtrl._paths import config_dir
 
     kwargs_key = {"train": "agent.aggregator_kwargs", "supervised": "aggregator_kwargs", "toy": "_none_"}[cmd.kind]
-    args = rewrite_argv([a for a in cmd.overrides if not a.startswith("-")], kwargs_key)
+    args = rewrite_argv([a for a in cmd.overrides if not a.startswith("-")], kwargs_key, GROUP_ALIASES.get(cmd.kind))
     args = ["device=cpu" if a.startswith("device=cuda") else a for a in args]  # the machine's, not the docs' fault
     for a in args:
         if _key(a) == "hydra/launcher":
@@ -133,6 +133,9 @@ def test_every_block_is_run_or_says_why(block: Block) -> None:
         return
     assert block.commands, f"{block.id}: an empty bash block"
     for cmd in block.commands:
+        if cmd.kind == "reproduce":  # only its read-only views run here; a launching command is marked
+            assert _read_only(cmd), f"{block.id}: `{cmd.text}` launches runs: mark the block <!-- not-run-in-ci -->"
+            continue
         assert cmd.kind in ("train", "supervised", "toy", "script"), (
             f"{block.id}: `{cmd.text}` cannot be run by this test: mark the block <!-- not-run-in-ci: <reason> -->")
         assert not cmd.placeholder, f"{block.id}: `{cmd.text}` has a placeholder; a block that is run needs none"
@@ -170,6 +173,29 @@ def test_the_check_catches_a_wrong_documented_command(bad: str) -> None:
         check(cmd)
 
 
+REPRODUCE_COMMANDS = [(b, c) for b in BLOCKS for c in b.commands if c.kind == "reproduce"]
+
+
+def _read_only(cmd: Command) -> bool:
+    return any(a in ("status=true", "dry_run=true") for a in cmd.words)
+
+
+@pytest.mark.parametrize("item", REPRODUCE_COMMANDS, ids=lambda it: f"{it[0].id}:{it[1].text[:40]}")
+def test_documented_reproduce_command_is_valid(item: tuple[Block, Command]) -> None:
+    """Every ``python -m mtrl.reproduce`` command parses, and each row of its table composes with its budget and
+    extra overrides (the command's own check before it launches anything); a read-only view (status, dry run)
+    is also run, from the repository root, where the committed tables it may name live."""
+    from mtrl import reproduce
+
+    block, cmd = item
+    args = [a for a in cmd.words[3:] if not re.search(r"\$|<[^>]*>", a)]
+    reproduce.check_runs(reproduce.parse(args))
+    if block.reason is None and _read_only(cmd):
+        r = subprocess.run([sys.executable, "-m", "mtrl.reproduce", *cmd.words[3:]], cwd=ROOT, capture_output=True,
+                           text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+        assert r.returncode == 0, f"{block.id}: `{cmd.text}` exited {r.returncode}: {r.stderr[-2000:]}"
+
+
 SCRIPTS = sorted({c.script for b in BLOCKS for c in b.commands if c.script is not None})
 
 
@@ -189,7 +215,13 @@ def test_documented_script_exists_and_answers_help(script: Path) -> None:
 def _smoke_args(cmd: Command) -> list[str]:
     args = list(cmd.overrides)
     given = {_key(a) for a in args if "=" in a}
-    out = [f"{k}={v}" for k, v in SMOKE[cmd.kind].items() if k not in given]
+    smoke = {k: v for k, v in SMOKE[cmd.kind].items() if k not in given}
+    if cmd.kind in ("train", "supervised"):  # only the keys this config has (CelebA has no image height, say)
+        from omegaconf import OmegaConf
+
+        cfg = compose_jobs(cmd)[0]
+        smoke = {k: v for k, v in smoke.items() if OmegaConf.select(cfg, k, default="<absent>") != "<absent>"}
+    out = [f"{k}={v}" for k, v in smoke.items()]
     for i, a in enumerate(args):
         cap = CAPS[cmd.kind].get(_key(a))
         if cap is not None and float(a.split("=", 1)[1]) > cap:

@@ -70,24 +70,14 @@ def test_supervised_tables_have_the_published_delta_m(name: str) -> None:
     assert all(r.seeds == 3 and r.sem is None for r in t.rows)
 
 
-def _preset_missing(overrides: tuple[str, ...]) -> str | None:
-    for o in overrides:
-        if o.startswith("experiment=") and not (Path(config_dir()) / "experiment" / f"{o.split('=')[1]}.yaml").exists():
-            return o.split("=")[1]
-    return None
-
-
 ALL_ROWS = [(name, r.id) for name in available() for r in load_table(name).rows]
 
 
 @pytest.mark.parametrize("name, row", ALL_ROWS)
 def test_every_row_composes_and_passes_its_entry_points_check(name: str, row: str) -> None:
-    """Composed with the paper budget (and synthetic data for the supervised tables); the supervised presets come
-    from issue 26: a row whose preset file does not exist yet is skipped, saying which."""
+    """Composed with the paper budget (and synthetic data for the supervised tables, whose ``experiment=`` presets
+    are the supervised app's own)."""
     t = load_table(name)
-    missing = _preset_missing(t.row(row).overrides)
-    if missing:
-        pytest.skip(f"preset experiment={missing} does not exist yet (issue 26 adds it)")
     extra = ["data=synthetic"] if t.entry == "mtrl.supervised.train" else []
     args = reproduce.parse([f"table={name}", "out=unused", f"rows=[{row}]", *extra])
     reproduce.check_runs(args)  # raises TableError with the row's name on any problem
