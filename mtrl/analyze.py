@@ -459,12 +459,16 @@ def _plt():
     return plt
 
 
+_FIGURES = {"on": True}
+
+
 def _save(fig, out: Path, name: str, made: list[str]) -> None:
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"{name}.{ext}", dpi=120)
+    if _FIGURES["on"]:
+        fig.tight_layout()
+        for ext in ("png", "pdf"):
+            fig.savefig(out / f"{name}.{ext}", dpi=120)
+        made.append(name)
     _plt().close(fig)
-    made.append(name)
 
 
 def _slug(*parts: str) -> str:
@@ -474,9 +478,18 @@ def _slug(*parts: str) -> str:
 
 # ====================================================================== the analysis
 def analyze(paths: list[str | Path], out: str | Path, bins: int = 5, boot: int = 2000,
-            progress_bins: int = 10) -> dict[str, Any]:  # fmt: skip
-    """Run every analysis on the runs under ``paths``; write CSVs, figures (PNG + PDF) and ``analysis.md`` to
-    ``out``. Returns ``{"runs": [...], "verdicts": [...], "tables": {...}}``."""
+            progress_bins: int = 10, figures: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Run every analysis on the runs under ``paths``; write CSVs, figures (PNG + PDF; ``figures=False``: none) and
+    ``analysis.md`` to ``out``. Returns ``{"runs": [...], "verdicts": [...], "tables": {...}, "figures": [...]}``."""
+    import warnings
+
+    _FIGURES["on"] = figures
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # empty spans and all-NaN columns are expected (NaN out)
+        return _analyze(paths, out, bins, boot, progress_bins)
+
+
+def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, progress_bins: int) -> dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [r for r in (load_run(d) for d in find_runs(paths)) if r is not None]
@@ -507,7 +520,8 @@ def analyze(paths: list[str | Path], out: str | Path, bins: int = 5, boot: int =
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
         lo_s = min(int(st.step.min()) for items in methods.values() for _, st in items)
         hi_s = max(int(st.step.max()) for items in methods.values() for _, st in items)
-        grid = np.linspace(lo_s, hi_s, 21)
+        n_traj = max(2, min(20, min(len(st.step) for items in methods.values() for _, st in items)))
+        grid = np.linspace(lo_s, hi_s, n_traj + 1)
         mid = 0.5 * (grid[1:] + grid[:-1])
         for m in labels:
             items = methods[m]
@@ -522,7 +536,7 @@ def analyze(paths: list[str | Path], out: str | Path, bins: int = 5, boot: int =
             allv = np.sort(allv[np.isfinite(allv)])
             if len(allv):
                 ax1.plot(allv, np.arange(1, len(allv) + 1) / len(allv), color=colors[m], label=f"{m} ({len(items)})")
-            trajs = np.array([trajectory(st, log_ratio(st), 20, lo_s, hi_s) for _, st in items])
+            trajs = np.array([trajectory(st, log_ratio(st), n_traj, lo_s, hi_s) for _, st in items])
             mean = np.nanmean(trajs, axis=0)
             ax2.plot(mid, mean, color=colors[m], label=m)
             if len(items) >= 2:
@@ -641,7 +655,7 @@ def analyze(paths: list[str | Path], out: str | Path, bins: int = 5, boot: int =
                 e = mean_ci(per_seed, boot)
                 tables["weights"].append({"setting": setting, "stream": stream, "method": m, "task": t,
                                           "mean_weight": e[0], "lo": e[1], "hi": e[2]})
-                tr = np.array([trajectory(st, st.cols["weight"][:, i], 20, lo_s, hi_s) for _, st in items])
+                tr = np.array([trajectory(st, st.cols["weight"][:, i], n_traj, lo_s, hi_s) for _, st in items])
                 ax.plot(mid, np.nanmean(tr, axis=0), label=t)
             ax.set_title(m, fontsize=9)
             ax.set_xlabel("step" if "rl" not in setting else "env steps per task")
@@ -882,6 +896,23 @@ def _write_md(out: Path, runs: list[Run], tables: dict, verdicts: list[Verdict],
             lines.append(f"| {s['setting']} | {s['method']} | {s['param']} | {s['value']} | {s['runs']} | "
                          f"{_f(s['outcome'])} [{_f(s['lo'])}, {_f(s['hi'])}] ({s['outcome_name']}) | "
                          f"{_f(s['failure_rate'])} |")
+    notes = []
+    if "tensorboard" in sources:
+        notes.append("Runs without `diagnostics/` were read from TensorBoard: each row is a `train.log_every` window "
+                     "mean (the failure value is the window's failure fraction, r the window's mean ratio), so "
+                     "distributions are of window means, and binned rates and correlations cannot be judged.")
+    if any(r.kind == "rl" for r in runs):
+        notes.append("RL: `critic` and `actor` are separate aggregations (separate rows). r_i(t) there is a ratio of "
+                     "TD / actor losses whose targets move with the policy: not a progress measure in the paper's "
+                     "sense (Eq. 1 is for fixed supervised losses); read it as a description only.")
+    if any(r.kind == "toy" for r in runs):
+        notes.append("Toy: each start is a replicate (the 5 starts of IMGrad Fig. 2), the losses are the weighted "
+                     "ones the method sees; they can be negative, where r_i(t) is undefined (NaN). The outcome is "
+                     "the distance of the final point to the optimum of the mean loss (lower is better).")
+    notes.append(f"A trend of the failure rate with imbalance needs ≥ {MIN_FAILURES} failing updates; the imbalance "
+                 "bins are quantiles of all methods' rows of the setting and stream, the high/low split is their "
+                 "median.")
+    lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     lines += ["", "Figures (PNG and PDF): " + ", ".join(f"[{m}]({m}.png)" for m in made), "",
               "Tables: " + ", ".join(f"[{n}.csv]({n}.csv)" for n in tables), ""]
     (out / "analysis.md").write_text("\n".join(lines))

@@ -64,6 +64,7 @@ def test_rl_resumed_run_writes_the_same_raw_diagnostics_as_an_uninterrupted_one(
     assert not np.array_equal(c["grad_norm"], a["grad_norm"])
 
 
+@pytest.mark.slow
 def test_supervised_crash_then_resume_writes_each_iteration_once(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
 
@@ -172,7 +173,7 @@ def test_decision_rule_is_inconclusive_on_data_that_cannot_tell(tmp_path):
     # two seeds only: the same strong effect is not enough
     for seed in range(2):
         _run(tmp_path / "two", "cagrad", seed, _design())
-    res = A.analyze([tmp_path / "two"], tmp_path / "o2", bins=2, boot=100)
+    res = A.analyze([tmp_path / "two"], tmp_path / "o2", bins=2, boot=100, figures=False)
     assert {v.verdict for v in res["verdicts"]} == {"inconclusive"}
     assert all("seed(s) < 3" in v.reason for v in res["verdicts"])
     # three seeds whose per-seed effects disagree in sign: the interval straddles 0
@@ -182,7 +183,7 @@ def test_decision_rule_is_inconclusive_on_data_that_cannot_tell(tmp_path):
         if seed == 1:  # failures at low imbalance instead
             d["pareto_failure"] = np.where(np.arange(400) % 2 == 0, (rng.random(400) < 0.5).astype(float), 0.0)
         _run(tmp_path / "mixed", "cagrad", seed, d)
-    res = A.analyze([tmp_path / "mixed"], tmp_path / "o3", bins=2, boot=100)
+    res = A.analyze([tmp_path / "mixed"], tmp_path / "o3", bins=2, boot=100, figures=False)
     v = next(x for x in res["verdicts"] if "fails more often" in x.claim)
     assert v.verdict == "inconclusive" and v.lo < 0 < v.hi
     # the rule itself
