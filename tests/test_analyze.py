@@ -212,3 +212,23 @@ def test_cli_finds_nested_runs_and_refuses_a_missing_path_in_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "mtrl.analyze", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "no such path" in p.stderr
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_runs_without_the_raw_file_are_read_from_tensorboard_window_means(tmp_path):
+    from mtrl.train import train
+
+    from .test_rl_train import TINY, cfg_of
+
+    over = ["train.steps_per_task=40", "agent.aggregator=cagrad", "logger=tensorboard", "logger.diagnostics_file=false",
+            "train.log_every=10"]  # fmt: skip
+    train(cfg_of(*TINY, *over), tmp_path / "run")
+    assert not (tmp_path / "run" / "diagnostics").exists()
+    run = A.load_run(tmp_path / "run")
+    assert run is not None and run.kind == "rl" and run.method == "cagrad" and set(run.streams) == {"critic", "actor"}
+    st = run.streams["critic"]
+    assert st.source == "tensorboard" and st.step.tolist() == [10, 20, 30, 40] and len(st.tasks) == 3
+    assert st.cols["grad_norm"].shape == (4, 3) and np.isfinite(st.cols["imbalance_ratio"]).all()
+    # a window mean cannot decide a per-update claim
+    v = A.decide("c", "s", (0.3, 0.1, 0.5), ">", 0.0, seeds=3, per_update_ok=st.source == "raw")
+    assert v.verdict == "inconclusive" and "window means" in v.reason
