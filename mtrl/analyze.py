@@ -262,6 +262,38 @@ def per_unit(stat, units: list[Any]) -> tuple[float, float, float]:
     return mean_ci([stat(u) for u in units])
 
 
+def wilson(k: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` (NaN for ``n = 0``)."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = k / n
+    den = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / den
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def rate_ci(est: tuple[float, float, float], streams: list[Stream]) -> tuple[float, float, float]:
+    """A failure rate's interval: the t interval over seeds widened to contain the Wilson interval of the pooled
+    rows, so that seeds which all agree (e.g. no failure at all) do not give a zero-width interval."""
+    f = np.concatenate([s.cols["pareto_failure"] for s in streams])
+    f = f[np.isfinite(f)]
+    lo, hi = wilson(float(f.sum()), float(len(f)))
+    if not np.isfinite(est[1]):
+        return est[0], lo, hi
+    return est[0], min(est[1], lo), max(est[2], hi)
+
+
+def rate_diff_ci(est: tuple[float, float, float], a: list[Stream], b: list[Stream]) -> tuple[float, float, float]:
+    """A difference of failure rates: the Welch interval widened to contain ``[lo_a − hi_b, hi_a − lo_b]`` of the
+    pooled Wilson intervals (seeds that all agree give no zero-width interval)."""
+    ra, rb = rate_ci((math.nan,) * 3, a), rate_ci((math.nan,) * 3, b)
+    lo, hi = ra[1] - rb[2], ra[2] - rb[1]
+    if not np.isfinite(est[1]):
+        return est[0], math.nan, math.nan
+    return est[0], min(est[1], lo), max(est[2], hi)
+
+
 def welch_diff(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """``mean(a) − mean(b)`` and its Welch interval at ``level`` (NaN bounds with fewer than 2 values on a side)."""
     from scipy.stats import t as student
@@ -571,7 +603,7 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
         for j, m in enumerate(labels):
             items = methods[m]
             units = _units(items)
-            rate = per_unit(lambda u: failure_rate([u]), units)
+            rate = rate_ci(per_unit(lambda u: failure_rate([u]), units), [st for _, st in items])
             tr = per_unit(lambda u, sp=split: trend([u], sp), units)
             rates, counts = binned_failure([st for _, st in items], edges)
             bin_ci = [per_unit(lambda u, k=k, e=edges: binned_failure([u], e)[0][k], units)
@@ -748,7 +780,8 @@ def _claims(setting: str, stream: str, methods: dict[str, list[tuple[Run, Stream
                        (pr["high_minus_low"], pr["hml_lo"], pr["hml_hi"]), ">", 0.0, seeds[other], raw)
             out.append(_needs_failures(v, methods[other]))
         if other in methods and "imgrad" in methods:
-            d = _diff_ci(_units(methods["imgrad"]), _units(methods[other]), failure_rate)
+            d = rate_diff_ci(_diff_ci(_units(methods["imgrad"]), _units(methods[other]), failure_rate),
+                             [st for _, st in methods["imgrad"]], [st for _, st in methods[other]])
             out.append(decide(f"{where}: imgrad has fewer Pareto failures than {other} (§4.2)",
                               "failure rate imgrad − " + other, d, "<", 0.0, min(seeds["imgrad"], seeds[other]),
                               True))  # fmt: skip
