@@ -52,6 +52,7 @@ MARGIN = 0.05  # "no increase" of a failure rate: the interval's upper end below
 IMBALANCED = 2.0  # "significant imbalance": a median imbalance ratio above 2
 TB_PREFIX = {"critic": "aggregator", "actor": "aggregator_actor", "alpha": "aggregator_alpha", "shared": "aggregator"}
 COLS = ("loss", "grad_norm", "cos_to_direction", "weight")
+XLABEL = {"rl": "env steps per task", "supervised": "iteration", "toy": "Adam step"}
 
 
 # ====================================================================== runs
@@ -586,7 +587,7 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
         ax1.set_ylabel("fraction of updates ≤ x (pooled over seeds)")
         ax1.set_title(f"{setting} [{stream}]: imbalance distribution")
         ax1.legend(title="method (seeds)", fontsize=8)
-        ax2.set_xlabel("step" if "rl" not in setting else "env steps per task")
+        ax2.set_xlabel(XLABEL[setting.split("/")[0]])
         ax2.set_ylabel("mean log10 r (band: min–max over seeds)")
         ax2.set_title("imbalance trajectory")
         ax2.legend(fontsize=8)
@@ -699,7 +700,7 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
                 tr = np.array([trajectory(st, st.cols["weight"][:, i], grid) for _, st in items])
                 ax.plot(mid, np.nanmean(tr, axis=0), label=t)
             ax.set_title(m, fontsize=9)
-            ax.set_xlabel("step" if "rl" not in setting else "env steps per task")
+            ax.set_xlabel(XLABEL[setting.split("/")[0]])
             ax.set_ylabel("weight w_i (mean over seeds)")
         axes[0][0].legend(fontsize=6)
         fig.suptitle(f"{setting} [{stream}]: aggregation weights (NaN: the method reports none)")
