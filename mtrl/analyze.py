@@ -769,8 +769,6 @@ def _claims(setting: str, stream: str, methods: dict[str, list[tuple[Run, Stream
         out.append(decide(f"{where}: training is imbalanced under {m} (§4.1; median r > {IMBALANCED:g})",
                           "median imbalance ratio r (geometric mean over seeds)", (10 ** e[0], 10 ** e[1], 10 ** e[2]),
                           ">", IMBALANCED, seeds[m], raw))  # fmt: skip
-    base = {m.split("[")[0]: m for m in methods}  # default-kwargs runs of each method (label without kwargs)
-    base.update({m: m for m in methods if "[" not in m})
     for other in ("cagrad", "nashmtl"):
         if other in methods:
             pr = _row(tables, "pareto", setting, stream, other)
