@@ -282,7 +282,7 @@ def rate_ci(est: tuple[float, float, float], streams: list[Stream]) -> tuple[flo
     lo, hi = wilson(float(f.sum()), float(len(f)))
     if not np.isfinite(est[1]):
         return est[0], lo, hi
-    return est[0], min(est[1], lo), max(est[2], hi)
+    return est[0], max(0.0, min(est[1], lo)), min(1.0, max(est[2], hi))
 
 
 def rate_diff_ci(est: tuple[float, float, float], a: list[Stream], b: list[Stream]) -> tuple[float, float, float]:
@@ -711,6 +711,7 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
             items = methods[m]
             units = _units(items)
             e = per_unit(lambda u: spearman(log_ratio(u), u.cols["cos_theta"]), units)
+            e = (e[0], max(-1.0, e[1]), min(1.0, e[2]))  # a t interval of a correlation, clipped to [-1, 1]
             bl, bh = spearman_boot([(log_ratio(st), st.cols["cos_theta"]) for _, st in items], boot)
             pooled_rho = spearman(np.concatenate([log_ratio(st) for _, st in items]),
                                   np.concatenate([st.cols["cos_theta"] for _, st in items]))  # fmt: skip
