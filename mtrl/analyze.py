@@ -816,7 +816,7 @@ def _claims(setting: str, stream: str, methods: dict[str, list[tuple[Run, Stream
 def _sensitivity(runs: list[Run], tables: dict, out: Path, made: list[str], boot: int) -> list[Verdict]:
     """Outcome and failure rate against each swept hyperparameter of a method (IMGrad's ``a``/``c``, the threshold
     method's ``threshold``): a method present with at least two values of one keyword argument."""
-    from scipy.stats import kruskal
+    from scipy.stats import friedmanchisquare, kruskal, wilcoxon
 
     verdicts: list[Verdict] = []
     plt = _plt()
@@ -832,15 +832,21 @@ def _sensitivity(runs: list[Run], tables: dict, out: Path, made: list[str], boot
             others = {kk for kk in keys if kk != k}
             fig, ax = plt.subplots(figsize=(6, 4))
             groups: list[list[float]] = []
+            paired: list[dict[int, float]] = []  # per value: seed -> outcome (mean over the other swept keys)
             xs, ms, los, his, frs = [], [], [], [], []
             for v in values:
                 sel = [r for r in rs if r.kwargs.get(k) == v]
                 # the other swept keys are averaged over (a grid); their spread is in the per-setting rows
-                outcomes = [r.outcome for r in sel if r.outcome is not None]
+                per_seed: dict[int, list[float]] = {}
+                for r in sel:
+                    if r.outcome is not None:
+                        per_seed.setdefault(r.seed, []).append(r.outcome)
+                paired.append({sd: float(np.mean(o)) for sd, o in per_seed.items()})
+                outcomes = list(paired[-1].values())
                 e = mean_ci(outcomes, boot)
                 st_key = next(iter(sel[0].streams))
-                fr = mean_ci([float(np.nanmean(r.streams[st_key].cols["pareto_failure"])) for r in sel
-                                if st_key in r.streams], boot)  # fmt: skip
+                fr = rate_ci(mean_ci([float(np.nanmean(r.streams[st_key].cols["pareto_failure"])) for r in sel
+                                      if st_key in r.streams], boot), [r.streams[st_key] for r in sel])  # fmt: skip
                 tables["sensitivity"].append({"setting": setting, "method": method, "param": k, "value": v,
                                               "runs": len(sel), "outcome": e[0], "lo": e[1], "hi": e[2],
                                               "outcome_name": sel[0].outcome_name, "stream": st_key,
@@ -867,7 +873,19 @@ def _sensitivity(runs: list[Run], tables: dict, out: Path, made: list[str], boot
             n_min = min((len(g) for g in groups), default=0)
             claim = (f"{setting}: the outcome of {method} varies with {k} (§4.3 Fig. 5a for the threshold; "
                      f"μ sensitivity for imgrad a/c)")  # fmt: skip
-            if len(ok) >= 2 and n_min >= MIN_SEEDS and any(np.std(g) > 0 for g in ok):
+            seeds = set(paired[0]) if paired else set()
+            matched = len(seeds) >= MIN_SEEDS and all(set(d) == seeds for d in paired)
+            if matched and any(np.std(g) > 0 for g in groups):  # same seeds/starts at every value: a paired test
+                cols = [[d[sd] for sd in sorted(seeds)] for d in paired]
+                if len(cols) >= 3:
+                    p, test = float(friedmanchisquare(*cols).pvalue), "Friedman p over the values (paired by seed)"
+                else:
+                    diff = np.subtract(cols[1], cols[0])
+                    p = float(wilcoxon(diff).pvalue) if np.any(diff != 0) else 1.0
+                    test = "Wilcoxon signed-rank p (paired by seed)"
+                verdicts.append(Verdict(claim, test, p, math.nan, math.nan, "supports" if p < 0.05 else "inconclusive",
+                                        "p < 0.05 supports; otherwise no detectable dependence (inconclusive)"))
+            elif len(ok) >= 2 and n_min >= MIN_SEEDS and any(np.std(g) > 0 for g in ok):
                 p = float(kruskal(*ok).pvalue)
                 verdicts.append(Verdict(claim, "Kruskal–Wallis p over the values", p, math.nan, math.nan,
                                         "supports" if p < 0.05 else "inconclusive",
@@ -876,21 +894,37 @@ def _sensitivity(runs: list[Run], tables: dict, out: Path, made: list[str], boot
                 verdicts.append(Verdict(claim, "Kruskal–Wallis p", math.nan, math.nan, math.nan, "inconclusive",
                                         f"fewer than {MIN_SEEDS} replicates per value or no spread"))
             if method == "threshold" and k == "threshold" and len(values) >= 3:
-                verdicts.append(_beats_vanilla(setting, values, groups, rs[0]))
+                verdicts.append(_beats_vanilla(setting, values, groups, rs[0], paired if matched else None))
     return verdicts
 
 
-def _beats_vanilla(setting: str, values: list[Any], groups: list[list[float]], run: Run) -> Verdict:
+def _t_ratio(n: int, level: float) -> float:
+    """How much wider a t interval at ``level`` is than at 95% (``n`` values)."""
+    from scipy.stats import t as student
+
+    return float(student.ppf(0.5 + level / 2, n - 1) / student.ppf(0.975, n - 1)) if n >= 2 else math.nan
+
+
+def _beats_vanilla(setting: str, values: list[Any], groups: list[list[float]], run: Run,
+                   paired: list[dict[int, float]] | None = None) -> Verdict:  # fmt: skip
     """IMGrad §4.3 (Fig. 5a): some threshold beats the vanilla base method. The smallest threshold swept is taken as
     the vanilla method (``threshold=1``: the base at every update with r > 1) and the largest as LS; each value in
-    between is compared with it by a Welch interval at the Bonferroni level ``1 − 0.05/m`` (m values compared)."""
+    between is compared with it at the Bonferroni level ``1 − 0.05/m`` (m values compared): a paired t interval of
+    the per-seed differences when every value has the same seeds (``paired``), else Welch's interval."""
     lower_better = run.kind != "rl"
     vanilla, middle = groups[0], list(zip(values[1:-1], groups[1:-1]))
     claim = f"{setting}: some threshold beats the vanilla base method (§4.3, Fig. 5a; vanilla = threshold {values[0]})"
     level = 1 - 0.05 / max(len(middle), 1)
     best = None
-    for v, g in middle:
-        d = welch_diff(g, vanilla, level)
+    for j, (v, g) in enumerate(middle, start=1):
+        if paired is not None:
+            sds = sorted(paired[0])
+            diffs = np.array([paired[j][sd] - paired[0][sd] for sd in sds])
+            m, lo, hi = mean_ci(diffs)
+            h = (hi - m) * _t_ratio(len(diffs), level) if np.isfinite(hi) else math.nan
+            d = (m, m - h, m + h)
+        else:
+            d = welch_diff(g, vanilla, level)
         gain = (-d[0], -d[2], -d[1]) if lower_better else d  # > 0: better than vanilla
         if best is None or (np.isfinite(gain[0]) and gain[0] > best[1][0]):
             best = (v, gain)
