@@ -85,6 +85,14 @@ class Run:
         return f"{self.method}[{','.join(f'{k}={_fmt_v(v)}' for k, v in sorted(self.kwargs.items()))}]"
 
 
+def _rel(p: Path) -> str:
+    """``p`` relative to the working directory when it lies under it (committed tables carry no machine paths)."""
+    try:
+        return str(Path(p).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
 def _fmt_v(v: Any) -> str:
     if isinstance(v, dict):
         return "{" + ",".join(f"{k}={_fmt_v(x)}" for k, x in sorted(v.items())) + "}"
@@ -549,7 +557,7 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
     verdicts: list[Verdict] = []
     for r in runs:
         for s, st in r.streams.items():
-            tables["runs"].append({"run": str(r.path), "setting": r.setting, "stream": s, "method": r.label,
+            tables["runs"].append({"run": _rel(r.path), "setting": r.setting, "stream": s, "method": r.label,
                                    "seed": r.seed, "source": st.source, "rows": len(st.step),
                                    "first_step": int(st.step[0]), "last_step": int(st.step[-1]),
                                    "outcome": r.outcome, "outcome_name": r.outcome_name})  # fmt: skip
