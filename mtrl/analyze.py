@@ -578,10 +578,21 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
             per_seed = [float(np.nanmedian(log_ratio(st))) for _, st in items]
             est = mean_ci(per_seed, boot)
             p90 = mean_ci([float(np.nanpercentile(log_ratio(st), 90)) for _, st in items], boot)
-            tables["imbalance"].append({"setting": setting, "stream": stream, "method": m, "seeds": len(items),
-                                        "source": items[0][1].source, "median_r": 10 ** est[0],
-                                        "median_r_lo": 10 ** est[1], "median_r_hi": 10 ** est[2],
-                                        "p90_r": 10 ** p90[0], "p90_r_lo": 10 ** p90[1], "p90_r_hi": 10 ** p90[2]})
+            tables["imbalance"].append(
+                {
+                    "setting": setting,
+                    "stream": stream,
+                    "method": m,
+                    "seeds": len(items),
+                    "source": items[0][1].source,
+                    "median_r": 10 ** est[0],
+                    "median_r_lo": 10 ** est[1],
+                    "median_r_hi": 10 ** est[2],
+                    "p90_r": 10 ** p90[0],
+                    "p90_r_lo": 10 ** p90[1],
+                    "p90_r_hi": 10 ** p90[2],
+                }
+            )
             allv = np.concatenate([log_ratio(st) for _, st in items])
             allv = np.sort(allv[np.isfinite(allv)])
             if len(allv):
@@ -622,9 +633,20 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
                                      "hi": rate[2], "high_minus_low": tr[0], "hml_lo": tr[1], "hml_hi": tr[2],
                                      "split_r": 10 ** split})  # fmt: skip
             for k in range(len(edges) - 1):
-                tables["pareto_binned"].append({"setting": setting, "stream": stream, "method": m, "bin": k,
-                                                "r_from": 10 ** qs[k], "r_to": 10 ** qs[k + 1], "rows": int(counts[k]),
-                                                "failure_rate": rates[k], "lo": bin_ci[k][1], "hi": bin_ci[k][2]})
+                tables["pareto_binned"].append(
+                    {
+                        "setting": setting,
+                        "stream": stream,
+                        "method": m,
+                        "bin": k,
+                        "r_from": 10 ** qs[k],
+                        "r_to": 10 ** qs[k + 1],
+                        "rows": int(counts[k]),
+                        "failure_rate": rates[k],
+                        "lo": bin_ci[k][1],
+                        "hi": bin_ci[k][2],
+                    }
+                )
             ax1.bar(j, rate[0], color=colors[m])
             if np.isfinite(rate[1]):
                 ax1.errorbar(j, rate[0], yerr=[[rate[0] - rate[1]], [rate[2] - rate[0]]], color="k", capsize=4)
@@ -677,8 +699,17 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
             for i, t in enumerate(tasks):
                 ax.plot(x, np.nanmean(prog[:, :, i], axis=0), label=t)
                 fin = mean_ci(prog[:, -1, i], boot)
-                tables["progress"].append({"setting": setting, "stream": stream, "method": m, "task": t,
-                                           "final_r": fin[0], "lo": fin[1], "hi": fin[2]})
+                tables["progress"].append(
+                    {
+                        "setting": setting,
+                        "stream": stream,
+                        "method": m,
+                        "task": t,
+                        "final_r": fin[0],
+                        "lo": fin[1],
+                        "hi": fin[2],
+                    }
+                )
             sp = [spread(p[-1]) for p in prog]
             e = mean_ci(sp, boot)
             tables["progress"].append({"setting": setting, "stream": stream, "method": m, "task": "(spread max-min)",
@@ -703,8 +734,17 @@ def _analyze(paths: list[str | Path], out: str | Path, bins: int, boot: int, pro
             for i, t in enumerate(tasks):
                 per_seed = [float(np.nanmean(st.cols["weight"][:, i])) for _, st in items]
                 e = mean_ci(per_seed, boot)
-                tables["weights"].append({"setting": setting, "stream": stream, "method": m, "task": t,
-                                          "mean_weight": e[0], "lo": e[1], "hi": e[2]})
+                tables["weights"].append(
+                    {
+                        "setting": setting,
+                        "stream": stream,
+                        "method": m,
+                        "task": t,
+                        "mean_weight": e[0],
+                        "lo": e[1],
+                        "hi": e[2],
+                    }
+                )
                 tr = np.array([trajectory(st, st.cols["weight"][:, i], grid) for _, st in items])
                 ax.plot(mid, np.nanmean(tr, axis=0), label=t)
             ax.set_title(m, fontsize=9)
@@ -783,13 +823,22 @@ def _claims(setting: str, stream: str, methods: dict[str, list[tuple[Run, Stream
             pr = _row(tables, "pareto", setting, stream, other)
             out.append(decide(f"{where}: {other} has Pareto failures (§4.2, Fig. 4a-b)", "failure rate",
                               (pr["failure_rate"], pr["lo"], pr["hi"]), ">", 0.0, seeds[other], True))  # fmt: skip
-            v = decide(f"{where}: {other} fails more often as imbalance grows (§4.2)",
-                       f"rate(r > {10 ** split:.3g}) − rate(r ≤ {10 ** split:.3g})",
-                       (pr["high_minus_low"], pr["hml_lo"], pr["hml_hi"]), ">", 0.0, seeds[other], raw)
+            v = decide(
+                f"{where}: {other} fails more often as imbalance grows (§4.2)",
+                f"rate(r > {10**split:.3g}) − rate(r ≤ {10**split:.3g})",
+                (pr["high_minus_low"], pr["hml_lo"], pr["hml_hi"]),
+                ">",
+                0.0,
+                seeds[other],
+                raw,
+            )
             out.append(_needs_failures(v, methods[other]))
         if other in methods and "imgrad" in methods:
-            d = rate_diff_ci(_diff_ci(_units(methods["imgrad"]), _units(methods[other]), failure_rate),
-                             [st for _, st in methods["imgrad"]], [st for _, st in methods[other]])
+            d = rate_diff_ci(
+                _diff_ci(_units(methods["imgrad"]), _units(methods[other]), failure_rate),
+                [st for _, st in methods["imgrad"]],
+                [st for _, st in methods[other]],
+            )
             out.append(decide(f"{where}: imgrad has fewer Pareto failures than {other} (§4.2)",
                               "failure rate imgrad − " + other, d, "<", 0.0, min(seeds["imgrad"], seeds[other]),
                               True))  # fmt: skip
@@ -805,11 +854,14 @@ def _claims(setting: str, stream: str, methods: dict[str, list[tuple[Run, Stream
                    "<", 0.0, seeds["imgrad"], raw)  # fmt: skip
         v.reason += f"; row-bootstrap interval [{_f(ct['boot_lo'])}, {_f(ct['boot_hi'])}]"
         out.append(v)
+
     def spread_stat(us: list[Stream]) -> float:
         return float(np.nanmean([spread(progress(u, 10)[-1]) for u in us]))
 
-    pairs = [("nashmtl", "cagrad", "§4.2, Fig. 4d-e: Nash-MTL's individual progress is more balanced than CAGrad's"),
-             ("imgrad", "cagrad", "§4.2/§7: imgrad's individual progress is more balanced than CAGrad's")]
+    pairs = [
+        ("nashmtl", "cagrad", "§4.2, Fig. 4d-e: Nash-MTL's individual progress is more balanced than CAGrad's"),
+        ("imgrad", "cagrad", "§4.2/§7: imgrad's individual progress is more balanced than CAGrad's"),
+    ]
     for a, b, text in pairs:
         if a in methods and b in methods and len(methods[a]) >= 2 and len(methods[b]) >= 2:
             d = _diff_ci([st for _, st in methods[a]], [st for _, st in methods[b]], spread_stat)
@@ -891,16 +943,42 @@ def _sensitivity(runs: list[Run], tables: dict, out: Path, made: list[str], boot
                     diff = np.subtract(cols[1], cols[0])
                     p = float(wilcoxon(diff).pvalue) if np.any(diff != 0) else 1.0
                     test = "Wilcoxon signed-rank p (paired by seed)"
-                verdicts.append(Verdict(claim, test, p, math.nan, math.nan, "supports" if p < 0.05 else "inconclusive",
-                                        "p < 0.05 supports; otherwise no detectable dependence (inconclusive)"))
+                verdicts.append(
+                    Verdict(
+                        claim,
+                        test,
+                        p,
+                        math.nan,
+                        math.nan,
+                        "supports" if p < 0.05 else "inconclusive",
+                        "p < 0.05 supports; otherwise no detectable dependence (inconclusive)",
+                    )
+                )
             elif len(ok) >= 2 and n_min >= MIN_SEEDS and any(np.std(g) > 0 for g in ok):
                 p = float(kruskal(*ok).pvalue)
-                verdicts.append(Verdict(claim, "Kruskal–Wallis p over the values", p, math.nan, math.nan,
-                                        "supports" if p < 0.05 else "inconclusive",
-                                        "p < 0.05 supports; otherwise no detectable dependence (inconclusive)"))
+                verdicts.append(
+                    Verdict(
+                        claim,
+                        "Kruskal–Wallis p over the values",
+                        p,
+                        math.nan,
+                        math.nan,
+                        "supports" if p < 0.05 else "inconclusive",
+                        "p < 0.05 supports; otherwise no detectable dependence (inconclusive)",
+                    )
+                )
             else:
-                verdicts.append(Verdict(claim, "Kruskal–Wallis p", math.nan, math.nan, math.nan, "inconclusive",
-                                        f"fewer than {MIN_SEEDS} replicates per value or no spread"))
+                verdicts.append(
+                    Verdict(
+                        claim,
+                        "Kruskal–Wallis p",
+                        math.nan,
+                        math.nan,
+                        math.nan,
+                        "inconclusive",
+                        f"fewer than {MIN_SEEDS} replicates per value or no spread",
+                    )
+                )
             if method == "threshold" and k == "threshold" and len(values) >= 3:
                 verdicts.append(_beats_vanilla(setting, values, groups, rs[0], paired if matched else None))
     return verdicts
@@ -939,8 +1017,15 @@ def _beats_vanilla(setting: str, values: list[Any], groups: list[list[float]], r
     n_min = min((len(g) for g in groups), default=0)
     if best is None:
         return Verdict(claim, "gain over vanilla", math.nan, math.nan, math.nan, "inconclusive", "no threshold between")
-    v = decide(claim, f"gain of threshold {best[0]} over vanilla ({run.outcome_name}; Bonferroni {level:.3g} CI)",
-               best[1], ">", 0.0, n_min, True)
+    v = decide(
+        claim,
+        f"gain of threshold {best[0]} over vanilla ({run.outcome_name}; Bonferroni {level:.3g} CI)",
+        best[1],
+        ">",
+        0.0,
+        n_min,
+        True,
+    )
     if v.verdict == "contradicts":  # one threshold not beating vanilla does not contradict "some threshold does"
         v.verdict, v.reason = "inconclusive", "the best threshold's interval is not above 0 (others are worse)"
     return v
@@ -971,60 +1056,93 @@ def _write_md(out: Path, runs: list[Run], tables: dict, verdicts: list[Verdict],
               paths: list[str | Path]) -> None:  # fmt: skip
     n_set = sorted({(r.setting, r.label) for r in runs})
     sources = sorted({st.source for r in runs for st in r.streams.values()})
-    lines = [f"# Analysis: {', '.join(str(p) for p in paths)}", "",
-             f"{len(runs)} runs; settings and methods (seeds): "
-             + "; ".join(f"{s} {m} ({sum(1 for r in runs if r.setting == s and r.label == m)})" for s, m in n_set)
-             + f". Diagnostics source: {', '.join(sources)} (raw = per-update rows of `diagnostics/`, tensorboard = "
-             "window means of `train.log_every`).", "",
-             "**Decision rule.** *supports* / *contradicts* only when each method involved has ≥ "
-             f"{MIN_SEEDS} seeds, the data can measure the statistic (per-update rows for medians, binned rates "
-             "and correlations; window means still give overall failure rates) and its 95% interval (Student-t over "
-             "seeds; Welch for differences) lies entirely on one side of the stated "
-             f"threshold; a claim of *no increase* needs the interval's upper end below {MARGIN}. Anything else is "
-             "*inconclusive*, with the reason. Short runs and synthetic data say nothing about the paper's "
-             "benchmarks: a verdict here is about these runs only.", "",
-             "| claim (paper section) | statistic | value [95% CI] | verdict | why |", "|---|---|---|---|---|"]
+    lines = [
+        f"# Analysis: {', '.join(str(p) for p in paths)}",
+        "",
+        f"{len(runs)} runs; settings and methods (seeds): "
+        + "; ".join(f"{s} {m} ({sum(1 for r in runs if r.setting == s and r.label == m)})" for s, m in n_set)
+        + f". Diagnostics source: {', '.join(sources)} (raw = per-update rows of `diagnostics/`, tensorboard = "
+        "window means of `train.log_every`).",
+        "",
+        "**Decision rule.** *supports* / *contradicts* only when each method involved has ≥ "
+        f"{MIN_SEEDS} seeds, the data can measure the statistic (per-update rows for medians, binned rates "
+        "and correlations; window means still give overall failure rates) and its 95% interval (Student-t over "
+        "seeds; Welch for differences) lies entirely on one side of the stated "
+        f"threshold; a claim of *no increase* needs the interval's upper end below {MARGIN}. Anything else is "
+        "*inconclusive*, with the reason. Short runs and synthetic data say nothing about the paper's "
+        "benchmarks: a verdict here is about these runs only.",
+        "",
+        "| claim (paper section) | statistic | value [95% CI] | verdict | why |",
+        "|---|---|---|---|---|",
+    ]
     for v in verdicts:
-        lines.append(f"| {v.claim} | {v.statistic} | {_f(v.value)} [{_f(v.lo)}, {_f(v.hi)}] | **{v.verdict}** | "
-                     f"{v.reason} |")
-    lines += ["", "Pareto-failure rate and imbalance per method (95% CI over seeds; r: geometric mean over seeds of "
-              "each seed's median):", "",
-              "| setting [stream] | method | seeds | median r [CI] | failure rate [CI] | high−low r [CI] | "
-              "Spearman ρ(log r, cos θ) [CI] |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {v.claim} | {v.statistic} | {_f(v.value)} [{_f(v.lo)}, {_f(v.hi)}] | **{v.verdict}** | {v.reason} |"
+        )
+    lines += [
+        "",
+        "Pareto-failure rate and imbalance per method (95% CI over seeds; r: geometric mean over seeds of "
+        "each seed's median):",
+        "",
+        "| setting [stream] | method | seeds | median r [CI] | failure rate [CI] | high−low r [CI] | "
+        "Spearman ρ(log r, cos θ) [CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for p in tables["pareto"]:
         im = _row(tables, "imbalance", p["setting"], p["stream"], p["method"])
         ct = _row(tables, "cos_theta", p["setting"], p["stream"], p["method"])
-        lines.append(f"| {p['setting']} [{p['stream']}] | {p['method']} | {p['seeds']} | {_f(im['median_r'])} "
-                     f"[{_f(im['median_r_lo'])}, {_f(im['median_r_hi'])}] | {_f(p['failure_rate'])} "
-                     f"[{_f(p['lo'])}, {_f(p['hi'])}] | {_f(p['high_minus_low'])} [{_f(p['hml_lo'])}, "
-                     f"{_f(p['hml_hi'])}] | {_f(ct['spearman_mean_over_seeds'])} [{_f(ct['lo'])}, {_f(ct['hi'])}] |")
+        lines.append(
+            f"| {p['setting']} [{p['stream']}] | {p['method']} | {p['seeds']} | {_f(im['median_r'])} "
+            f"[{_f(im['median_r_lo'])}, {_f(im['median_r_hi'])}] | {_f(p['failure_rate'])} "
+            f"[{_f(p['lo'])}, {_f(p['hi'])}] | {_f(p['high_minus_low'])} [{_f(p['hml_lo'])}, "
+            f"{_f(p['hml_hi'])}] | {_f(ct['spearman_mean_over_seeds'])} [{_f(ct['lo'])}, {_f(ct['hi'])}] |"
+        )
     if tables["sensitivity"]:
-        lines += ["", "Sensitivity (outcome and failure rate per value; 95% CI over seeds/starts):", "",
-                  "| setting | method | param | value | runs | outcome [CI] | failure rate |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Sensitivity (outcome and failure rate per value; 95% CI over seeds/starts):",
+            "",
+            "| setting | method | param | value | runs | outcome [CI] | failure rate |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for s in tables["sensitivity"]:
-            lines.append(f"| {s['setting']} | {s['method']} | {s['param']} | {s['value']} | {s['runs']} | "
-                         f"{_f(s['outcome'])} [{_f(s['lo'])}, {_f(s['hi'])}] ({s['outcome_name']}) | "
-                         f"{_f(s['failure_rate'])} |")
+            lines.append(
+                f"| {s['setting']} | {s['method']} | {s['param']} | {s['value']} | {s['runs']} | "
+                f"{_f(s['outcome'])} [{_f(s['lo'])}, {_f(s['hi'])}] ({s['outcome_name']}) | "
+                f"{_f(s['failure_rate'])} |"
+            )
     notes = []
     if "tensorboard" in sources:
-        notes.append("Runs without `diagnostics/` were read from TensorBoard: each row is a `train.log_every` window "
-                     "mean (the failure value is the window's failure fraction, r the window's mean ratio), so "
-                     "distributions are of window means, and binned rates and correlations cannot be judged.")
+        notes.append(
+            "Runs without `diagnostics/` were read from TensorBoard: each row is a `train.log_every` window "
+            "mean (the failure value is the window's failure fraction, r the window's mean ratio), so "
+            "distributions are of window means, and binned rates and correlations cannot be judged."
+        )
     if any(r.kind == "rl" for r in runs):
-        notes.append("RL: `critic` and `actor` are separate aggregations (separate rows). r_i(t) there is a ratio of "
-                     "TD / actor losses whose targets move with the policy: not a progress measure in the paper's "
-                     "sense (Eq. 1 is for fixed supervised losses); read it as a description only.")
+        notes.append(
+            "RL: `critic` and `actor` are separate aggregations (separate rows). r_i(t) there is a ratio of "
+            "TD / actor losses whose targets move with the policy: not a progress measure in the paper's "
+            "sense (Eq. 1 is for fixed supervised losses); read it as a description only."
+        )
     if any(r.kind == "toy" for r in runs):
-        notes.append("Toy: each start is a replicate (the 5 starts of IMGrad Fig. 2), the losses are the weighted "
-                     "ones the method sees; they can be negative, where r_i(t) is undefined (NaN). The outcome is "
-                     "the distance of the final point to the optimum of the mean loss (lower is better).")
-    notes.append(f"A trend of the failure rate with imbalance needs ≥ {MIN_FAILURES} failing updates; the imbalance "
-                 "bins are quantiles of all methods' rows of the setting and stream, the high/low split is their "
-                 "median.")
+        notes.append(
+            "Toy: each start is a replicate (the 5 starts of IMGrad Fig. 2), the losses are the weighted "
+            "ones the method sees; they can be negative, where r_i(t) is undefined (NaN). The outcome is "
+            "the distance of the final point to the optimum of the mean loss (lower is better)."
+        )
+    notes.append(
+        f"A trend of the failure rate with imbalance needs ≥ {MIN_FAILURES} failing updates; the imbalance "
+        "bins are quantiles of all methods' rows of the setting and stream, the high/low split is their "
+        "median."
+    )
     lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
-    lines += ["", "Figures (PNG and PDF): " + ", ".join(f"[{m}]({m}.png)" for m in made), "",
-              "Tables: " + ", ".join(f"[{n}.csv]({n}.csv)" for n in tables), ""]
+    lines += [
+        "",
+        "Figures (PNG and PDF): " + ", ".join(f"[{m}]({m}.png)" for m in made),
+        "",
+        "Tables: " + ", ".join(f"[{n}.csv]({n}.csv)" for n in tables),
+        "",
+    ]
     (out / "analysis.md").write_text("\n".join(lines))
 
 
@@ -1048,8 +1166,10 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"analyze: error: {e}", file=sys.stderr)
         return 2
-    print(f"{len(res['runs'])} runs, {len(res['figures'])} figures, {len(res['verdicts'])} claims -> "
-          f"{Path(args.out) / 'analysis.md'}")
+    print(
+        f"{len(res['runs'])} runs, {len(res['figures'])} figures, {len(res['verdicts'])} claims -> "
+        f"{Path(args.out) / 'analysis.md'}"
+    )
     return 0
 
 

@@ -112,9 +112,14 @@ def _run(root: Path, method: str, seed: int, rows: dict[str, np.ndarray], tasks=
     w = DiagnosticsWriter(d, "shared", list(tasks), x="iteration")
     n = len(rows["imbalance_ratio"])
     for i in range(n):
-        stats = {"imbalance_ratio": rows["imbalance_ratio"][i], "pareto_failure": rows["pareto_failure"][i],
-                 "cos_theta": rows["cos_theta"][i], "cos_to_direction": rows["cos_to_direction"][i],
-                 "grad_norms": [1.0] * len(tasks), "weights": rows.get("weights", [[0.5] * len(tasks)] * n)[i]}
+        stats = {
+            "imbalance_ratio": rows["imbalance_ratio"][i],
+            "pareto_failure": rows["pareto_failure"][i],
+            "cos_theta": rows["cos_theta"][i],
+            "cos_to_direction": rows["cos_to_direction"][i],
+            "grad_norms": [1.0] * len(tasks),
+            "weights": rows.get("weights", [[0.5] * len(tasks)] * n)[i],
+        }
         w.add(i + 1, i + 1, stats, rows["loss"][i])
     w.flush()
     return d
