@@ -890,7 +890,7 @@ def _sensitivity(runs: list[Run], tables: dict, out: Path, made: list[str], boot
             if len(values) < 2:
                 continue
             others = {kk for kk in keys if kk != k}
-            fig, ax = plt.subplots(figsize=(6, 4))
+            fig, ax = plt.subplots(figsize=(6.5, 4.2))
             groups: list[list[float]] = []
             paired: list[dict[int, float]] = []  # per value: seed -> outcome (mean over the other swept keys)
             xs, ms, los, his, frs = [], [], [], [], []
@@ -924,7 +924,10 @@ def _sensitivity(runs: list[Run], tables: dict, out: Path, made: list[str], boot
             ax2 = ax.twinx()
             ax2.plot(xs, frs, "s--", color="tab:red", label="Pareto-failure rate")
             ax2.set_ylabel("Pareto-failure rate", color="tab:red")
-            ax.set_title(f"{setting}: sensitivity of {method} to {k} (95% CI over seeds/starts)")
+            pos = [x for x in xs if x > 0]
+            if len(pos) == len(xs) and max(pos) / min(pos) > 20:
+                ax.set_xscale("log")
+            ax.set_title(f"{setting}: {method} vs {k}\n(mean, 95% CI over seeds/starts)", fontsize=10)
             h1, l1 = ax.get_legend_handles_labels()
             h2, l2 = ax2.get_legend_handles_labels()
             ax.legend(h1 + h2, l1 + l2, fontsize=8)
