@@ -520,7 +520,7 @@ def _save(fig, out: Path, name: str, made: list[str]) -> None:
     if _FIGURES["on"]:
         fig.tight_layout()
         for ext in ("png", "pdf"):
-            fig.savefig(out / f"{name}.{ext}", dpi=100)
+            fig.savefig(out / f"{name}.{ext}", dpi=80)
         made.append(name)
     _plt().close(fig)
 
