@@ -215,6 +215,13 @@ def run_size(name: str, size: dict, methods: list[str], args: argparse.Namespace
             dt = 1e3 * (time.perf_counter() - t0)
             if rnd >= args.warmup:
                 times[key].append(dt)
+    if args.with_diagnostics_file:
+        import shutil
+
+        for a in agents.values():
+            if isinstance(a, _Logged):
+                a.logger.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     base, base_f = statistics.median(times["lean"]), statistics.median(times["lean_fused"])
     lines = [f"## {name}: K={K}, hidden {size['hidden']} x {size['layers']} layers, batch {K * B} ({B}/task), "
              f"median of {rounds} interleaved rounds (after {args.warmup} warm-up)",

@@ -276,3 +276,18 @@ def test_sensitivity_finds_a_dependence_and_a_threshold_that_beats_vanilla(tmp_p
     assert flat.verdict == "inconclusive"
     sens = {(r["param"], r["value"]): r for r in res["tables"]["sensitivity"]}
     assert sens[("threshold", 10)]["outcome"] == pytest.approx(1.15) and sens[("threshold", 10)]["runs"] == 4
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_bench_overhead_times_the_update_with_and_without_the_raw_file(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import bench_overhead
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    out = tmp_path / "o.txt"
+    bench_overhead.main(["--sizes", "tiny", "--methods", "imgrad", "--rounds", "12", "--warmup", "0",
+                         "--with-diagnostics-file", "--out", str(out)])  # fmt: skip
+    text = out.read_text()
+    for row in ("imgrad ", "imgrad/log", "imgrad/raw", "ratio tiny imgrad/raw/lean:"):
+        assert row in text, row
