@@ -389,7 +389,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                      "ep_return": torch.as_tensor(ep_return), "ep_success": torch.as_tensor(ep_success)},
             "config": OmegaConf.to_yaml(cfg, resolve=True),
         }  # fmt: skip
-        logger.sync_diagnostics()  # the raw diagnostic rows up to this step are on disk before the checkpoint is
+        logger.sync_diagnostics()  # the raw diagnostic rows up to this step reach the disk before the checkpoint
         last_ckpt["path"] = save_checkpoint(ckpt_dir, step, payload, int(t_cfg.keep_checkpoints))
         return last_ckpt["path"]
 
