@@ -17,7 +17,9 @@ TensorBoard (one tag per scalar, x-axis = env steps per task; SPEC §4):
 - ``time/sps`` (env steps per second, all tasks), ``time/update_ms``, ``time/aggregator_ms``, ``time/env_ms``
 - the resolved config as text (``config``).
 
-Scalars are means over the ``train.log_every`` window (diagnostics come from every update, then averaged).
+Scalars are means over the ``train.log_every`` window (diagnostics come from every diagnostic update, then
+averaged). The raw values of every diagnostic update (``agent.diagnostics_every``) go to
+``diagnostics/<critic|actor|alpha>.bin`` (``logger.diagnostics_file``, default on; :mod:`mtrl.diagnostics_file`).
 
 ``eval.jsonl``: one JSON object per evaluation (schema fixed, read by the report tools)::
 
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from mtrl._io import JsonlRecords, atomic_write_text
+from mtrl.diagnostics_file import DiagnosticsWriter
 
 EVAL_FILE = "eval.jsonl"
 TB_DIR = "tb"
@@ -79,23 +82,43 @@ class RunLogger:
         method: str,
         tensorboard: bool = True,
         purge_step: int | None = None,
+        diagnostics_streams: list[str] | None = None,
     ) -> None:
         """``purge_step``: on resume, the checkpoint's step + 1; TensorBoard then drops what the interrupted run
-        logged from that step on (no step twice, no series going backwards)."""
+        logged from that step on (no step twice, no series going backwards), and the raw diagnostics file its rows
+        after the checkpoint. ``diagnostics_streams``: the aggregated losses whose raw diagnostics are written
+        (``None``: no raw file)."""
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.tasks, self.protocol, self.seed, self.method = list(task_names), protocol, int(seed), method
         self.evals = JsonlRecords(self.out_dir / EVAL_FILE)
         self.window = _Window()
         self.writer = None
+        self._keep = None if purge_step is None else int(purge_step) - 1
+        self.raw: dict[str, DiagnosticsWriter] | None = None
+        if diagnostics_streams is not None:
+            self.raw = {s: self._raw_writer(s) for s in diagnostics_streams}
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.out_dir / TB_DIR), purge_step=purge_step)
 
+    def _raw_writer(self, stream: str) -> DiagnosticsWriter:
+        return DiagnosticsWriter(self.out_dir, stream, self.tasks, x="env steps per task", keep_up_to=self._keep)
+
     # ------------------------------------------------------------------ accumulate
-    def add_update(self, metrics: dict[str, float], critic_losses, actor_losses, alphas, results: dict) -> None:
-        """Accumulate one SAC update: losses, α, timings and the aggregator diagnostics per aggregated loss."""
+    def add_update(self, metrics: dict[str, float], critic_losses, actor_losses, alphas, results: dict,
+                   step: int | None = None, update: int | None = None) -> None:  # fmt: skip
+        """Accumulate one SAC update: losses, α, timings and the aggregator diagnostics per aggregated loss (and,
+        with ``step`` and ``update`` given, one raw row per aggregated loss)."""
+        if self.raw is not None and step is not None:
+            own = {"critic": critic_losses, "actor": actor_losses}
+            for loss_name, res in results.items():
+                if res.stats:
+                    if loss_name not in self.raw:
+                        self.raw[loss_name] = self._raw_writer(loss_name)
+                    self.raw[loss_name].add(int(update if update is not None else -1), int(step), res.stats,
+                                            own.get(loss_name))  # fmt: skip
         w = self.window
         for k in ("critic_loss", "actor_loss", "alpha_loss", "entropy"):
             w.add(f"train/{k}", metrics.get(k))
@@ -134,11 +157,17 @@ class RunLogger:
         if "rollout/episodes" in self.window.counts:
             means["rollout/episodes"] = float(self.window.counts["rollout/episodes"])
         means.update(extra or {})
+        self.sync_diagnostics(fsync=False)
         if self.writer is not None:
             for tag, v in means.items():
                 self.writer.add_scalar(tag, v, step)
         self.window = _Window()
         return means
+
+    def sync_diagnostics(self, fsync: bool = True) -> None:
+        """Append the buffered raw diagnostic rows to their files (before a checkpoint: with ``fsync``)."""
+        for raw in (self.raw or {}).values():
+            raw.flush(sync=fsync)
 
     def log_config(self, text: str, tensorboard: bool = True) -> None:
         """The resolved config, as TensorBoard text (a code block) and ``resolved_config.yaml``."""
@@ -179,6 +208,7 @@ class RunLogger:
         return self.evals.records
 
     def close(self) -> None:
+        self.sync_diagnostics(fsync=False)
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()

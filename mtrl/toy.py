@@ -12,6 +12,9 @@ call dominates the cost.
 A preset must be named (``preset=``): without one nothing runs (the full default is 25 jobs of 35,000 Adam steps).
 Writes ``<out>/toy.csv`` (one row per preset, method and start; rows of other presets are kept),
 ``<out>/toy_<preset>.png`` (trajectories over the contours of the mean loss) and ``<out>/trajectories_<preset>.npz``;
+``diagnostics_every=N`` (default 0: off) also writes each start's raw aggregator diagnostics every N steps, its
+config and its outcome into ``<out>/runs/<preset>/<method>/start_<k>/`` (``diagnostics/toy.bin``,
+``resolved_config.yaml``, ``outcome.json``), the run layout ``python -m mtrl.analyze`` reads (``docs/analysis.md``).
 ``out`` defaults to ``outputs/toy`` (not committed; the committed results in ``benchmarks/results/toy*`` are
 regenerated only with an explicit ``out=``). Prints a table with the final point, the distances to the Pareto
 front (``x2 ≈ −8.3552, x1 ∈ [−7, 7]``) and to the optimum of the mean (``(0, −8.3552)``), the final losses, and the
@@ -98,9 +101,12 @@ def run_method(
     seed: int,
     record_every: int,
     starts: tuple[tuple[float, float], ...] = STARTS,
+    diag_dirs: list[str] | None = None,
+    diag_every: int = 0,
 ) -> ToyRun:
     """Optimise ``starts`` with one aggregator; each start has its own aggregator instance (state, warm start)
-    seeded with ``seed + index``."""
+    seeded with ``seed + index``. ``diag_dirs`` (one per start) with ``diag_every > 0``: raw diagnostics every
+    ``diag_every`` steps (stream ``toy``, :mod:`mtrl.diagnostics_file`; losses: the weighted ones)."""
     import torch
 
     from mtrl.aggregators import make_aggregator
@@ -117,6 +123,11 @@ def run_method(
     traj = [x.copy()]
     failures = np.zeros(n)
     d = np.zeros_like(x)
+    raw = None
+    if diag_dirs is not None and diag_every > 0:
+        from mtrl.diagnostics_file import DiagnosticsWriter
+
+        raw = [DiagnosticsWriter(dd, "toy", ["L1", "L2"], x="Adam step") for dd in diag_dirs]
     t0, c0 = time.perf_counter(), time.process_time()
     for step in range(1, steps + 1):
         L, grads = losses_and_grads(x)
@@ -128,11 +139,15 @@ def run_method(
             res = agg(torch.from_numpy(grads[i]), losses=torch.from_numpy(Lw[i]))
             d[i] = res.direction.numpy()
             failures[i] += res.stats.get("pareto_failure", 0.0)
+            if raw is not None and (step - 1) % diag_every == 0:
+                raw[i].add(step, step, res.stats, Lw[i])
         m = b1 * m + (1 - b1) * d
         v = b2 * v + (1 - b2) * d * d
         x = x - lr * (m / (1 - b1**step)) / (np.sqrt(v / (1 - b2**step)) + eps)
         if step % record_every == 0 or step == steps:
             traj.append(x.copy())
+    for w_ in raw or []:
+        w_.flush()
     L, _ = losses_and_grads(x)
     return ToyRun(
         method,
@@ -246,6 +261,11 @@ def main() -> None:
         # one job per (method, start), so that a slow method (Nash-MTL's cvxpy CCCP) spreads over the workers;
         # a line per finished job, in the order they finish (a 5-start run of igbv2 or imgrad_nash takes minutes)
         jobs = [(m, k) for m in methods for k in range(len(STARTS))]
+        every = int(cfg.get("diagnostics_every", 0) or 0)
+
+        def start_dir(m: str, k: int) -> Path:
+            return out / "runs" / preset / m / f"start_{k}"
+
         results = Parallel(n_jobs=int(cfg.n_jobs), return_as="generator_unordered")(
             delayed(_job)(
                 i,
@@ -257,6 +277,8 @@ def main() -> None:
                 int(cfg.seed) + k,
                 int(cfg.record_every),
                 (STARTS[k],),
+                [str(start_dir(m, k))] if every > 0 else None,
+                every,
             )
             for i, (m, k) in enumerate(jobs)
         )
@@ -292,6 +314,8 @@ def main() -> None:
                     }
                 )
         _write_csv(out / "toy.csv", rows)
+        if every > 0:  # each start as a run directory for python -m mtrl.analyze
+            _write_start_runs(rows, kwargs, preset, cfg, start_dir)
         np.savez_compressed(out / f"trajectories_{preset}.npz", **{r.method: r.trajectories for r in runs})
         print(format_table(rows))
         print(f"wall time {wall:.1f} s; per method, summed over its {len(STARTS)} starts (wall / CPU seconds): "
@@ -316,6 +340,27 @@ def _plan(methods: list[str], steps: int, n_jobs: int, out: Path) -> str:
         f"  python -m mtrl.toy preset=imgrad_fig2 steps=2000 methods=[ls,imgrad]   # a quick look\n"
         f"  out=<dir> writes elsewhere (the committed results: out=benchmarks/results/toy)"
     )
+
+
+def _write_start_runs(rows: list[dict[str, Any]], kwargs: dict[str, dict[str, Any]], preset: str, cfg: Any,
+                      start_dir: Any) -> None:  # fmt: skip
+    """``resolved_config.yaml`` (key ``toy``: preset, method, its kwargs, start) and ``outcome.json`` per start."""
+    import json
+
+    import yaml
+
+    from mtrl._io import atomic_write_text
+
+    for row in rows:
+        k = STARTS.index((row["start_x1"], row["start_x2"]))
+        d = start_dir(row["method"], k)
+        d.mkdir(parents=True, exist_ok=True)
+        conf = {"toy": {"preset": preset, "method": row["method"], "kwargs": kwargs[row["method"]], "start": k,
+                        "start_xy": [row["start_x1"], row["start_x2"]], "steps": int(cfg.steps), "lr": float(cfg.lr),
+                        "seed": int(cfg.seed), "diagnostics_every": int(cfg.diagnostics_every)}}  # fmt: skip
+        atomic_write_text(d / "resolved_config.yaml", yaml.safe_dump(conf, sort_keys=False))
+        outcome = {k2: float(row[k2]) for k2 in ("dist_opt", "dist_front", "L1", "L2", "pareto_failure_frac")}
+        atomic_write_text(d / "outcome.json", json.dumps(outcome) + "\n")
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -383,7 +383,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
 
     # --- logging (after the resume: TensorBoard purges what the interrupted run logged after the checkpoint)
     logger = RunLogger(out_dir, names, str(cfg.env.name), int(cfg.seed), str(a_cfg.aggregator),
-                       tensorboard=bool(cfg.logger.tensorboard), purge_step=step + 1 if resumed else None)  # fmt: skip
+                       tensorboard=bool(cfg.logger.tensorboard), purge_step=step + 1 if resumed else None,
+                       diagnostics_streams=[str(x) for x in a_cfg.aggregate_on]
+                       if cfg.logger.get("diagnostics_file", True) else None)  # fmt: skip
     logger.log_config(OmegaConf.to_yaml(cfg, resolve=True), tensorboard=resumed is None)
     if resumed is not None:
         logger.restore_evals(step, saved_evals)
@@ -416,6 +418,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             "config": OmegaConf.to_yaml(cfg, resolve=True),
             "evals": list(logger.records),  # eval.jsonl up to this step: a resume rebuilds a lost file from it
         }  # fmt: skip
+        logger.sync_diagnostics()  # the raw diagnostic rows up to this step reach the disk before the checkpoint
         last_ckpt["path"] = save_checkpoint(ckpt_dir, step, payload, int(t_cfg.keep_checkpoints))
         return last_ckpt["path"]
 
@@ -479,7 +482,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 info = agent.update(batch, rngs.torch)
                 info.metrics["update_ms"] = 1e3 * (time.perf_counter() - t0)
                 if info.diagnostics:  # every agent.diagnostics_every-th update carries losses, α and diagnostics
-                    logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results)
+                    logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results,
+                                      step=step, update=agent.n_updates)  # fmt: skip
                 else:
                     logger.add_scalar("time/update_ms", info.metrics["update_ms"])
                 skipped_in_a_row = skipped_in_a_row + 1 if any(r.skipped for r in info.results.values()) else 0

@@ -17,7 +17,11 @@ gradients of the shared trunk going through the aggregator (critic and actor, ``
 the agent's defaults (``agent.diagnostics_every``); ``--diagnostics-every`` overrides it, and a comma-separated list
 (e.g. ``1,10,100``) times one agent per value and method (rows ``<method>/<n>``): how the default was chosen.
 ``--with-reference`` adds each method's update as it was before the fixed-cost work (``agent.reference_update=true``,
-rows ``<method>/ref``): before and after, measured in the same run.
+rows ``<method>/ref``): before and after, measured in the same run. ``--with-diagnostics-file`` adds, per method,
+the update followed by what the training loop does with its result (``RunLogger.add_update`` on a diagnostic
+update, a window write every 50 updates; rows ``<method>/log``: without the raw diagnostics file, as before issue
+22) and the same with the raw file (``logger.diagnostics_file=true``, rows ``<method>/raw``, written to a temp dir):
+the file's cost per update, before and after, in one run.
 
 Sizes: ``tiny`` = K 10, hidden 16, 3 layers, 16 samples per task (FLOPs negligible: what is left is the fixed cost
 per update, the regime of a GPU); ``paper`` = K 10, hidden 400, 3 layers, 128 per task (MT10 SAC). Every round
@@ -151,6 +155,29 @@ def make_mtrl(method: str, size: dict, device: torch.device, args: argparse.Name
     return MultiTaskSAC(OBS + size["tasks"], ACT, size["tasks"], cfg, aggs, device=device)
 
 
+class _Logged:
+    """An agent whose ``update`` also logs like ``mtrl.train``'s loop (``raw``: with the raw diagnostics file)."""
+
+    def __init__(self, agent: MultiTaskSAC, K: int, raw: bool, tmp: str) -> None:
+        from mtrl.logging import RunLogger
+
+        self.agent, self.step = agent, 0
+        streams = list(agent.cfg.aggregate_on) if raw else None
+        self.logger = RunLogger(tmp, [f"t{i}" for i in range(K)], "fake", 0, "bench", tensorboard=False,
+                                diagnostics_streams=streams)  # fmt: skip
+
+    def update(self, batch: dict[str, torch.Tensor], gen: torch.Generator | None) -> None:
+        info = self.agent.update(batch, gen)
+        self.step += 1
+        if info.diagnostics:
+            self.logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results,
+                                   step=self.step, update=self.agent.n_updates)  # fmt: skip
+        else:
+            self.logger.add_scalar("time/update_ms", 0.0)
+        if self.step % 50 == 0:
+            self.logger.flush(self.step)
+
+
 def run_size(name: str, size: dict, methods: list[str], args: argparse.Namespace, device: torch.device) -> list[str]:
     K, B = size["tasks"], size["batch_per_task"]
     batch = make_batch(K, B, device)
@@ -164,6 +191,13 @@ def run_size(name: str, size: dict, methods: list[str], args: argparse.Namespace
               for m in methods for n in everies}  # fmt: skip
     if args.with_reference:
         agents.update({f"{m}/ref": make_mtrl(m, size, device, args, reference=True) for m in methods})
+    if args.with_diagnostics_file:
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="bench_overhead_")
+        for m in methods:
+            agents[f"{m}/log"] = _Logged(make_mtrl(m, size, device, args), K, False, f"{tmp}/{m}_log")
+            agents[f"{m}/raw"] = _Logged(make_mtrl(m, size, device, args), K, True, f"{tmp}/{m}_raw")
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     times: dict[str, list[float]] = {"lean": [], "lean_fused": [], **{m: [] for m in agents}}
@@ -181,6 +215,13 @@ def run_size(name: str, size: dict, methods: list[str], args: argparse.Namespace
             dt = 1e3 * (time.perf_counter() - t0)
             if rnd >= args.warmup:
                 times[key].append(dt)
+    if args.with_diagnostics_file:
+        import shutil
+
+        for a in agents.values():
+            if isinstance(a, _Logged):
+                a.logger.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     base, base_f = statistics.median(times["lean"]), statistics.median(times["lean_fused"])
     lines = [f"## {name}: K={K}, hidden {size['hidden']} x {size['layers']} layers, batch {K * B} ({B}/task), "
              f"median of {rounds} interleaved rounds (after {args.warmup} warm-up)",
@@ -208,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--diagnostics-every", default=None, help=diag_help)
     p.add_argument("--compile", action="store_true", help="agent.compile=true")
     p.add_argument("--with-reference", action="store_true", help="also time agent.reference_update=true (before)")
+    p.add_argument("--with-diagnostics-file", action="store_true",
+                   help="also time update + logging without (<m>/log) and with (<m>/raw) the raw diagnostics file")
     p.add_argument("--out", default="benchmarks/results/bench_overhead.txt")
     args = p.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]

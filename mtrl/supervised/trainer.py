@@ -16,9 +16,10 @@ with the aggregator on the shared parameters, evaluate, log, checkpoint). Per it
    same batch (as FAMO's trainer does); the others get the losses of step 1.
 
 Outputs in the run directory: ``tb/`` (TensorBoard), ``metrics.jsonl`` (one line per epoch: test metrics, Δm%,
-mean train losses), ``checkpoints/ckpt_<iteration>.pt``, ``resolved_config.yaml``, and at the end
-``summary.json``: the papers' evaluation (``mtrl.supervised.evaluation``: the mean of the last 10 epochs' test
-metrics, CelebA's test F1 at the best-validation epoch, and Δm% of those).
+mean train losses), ``checkpoints/ckpt_<iteration>.pt``, ``resolved_config.yaml``, ``diagnostics/shared.bin``
+(the aggregator's raw diagnostics, one row per iteration, ``train.diagnostics_file``; :mod:`mtrl.diagnostics_file`),
+and at the end ``summary.json``: the papers' evaluation (``mtrl.supervised.evaluation``: the mean of the last 10
+epochs' test metrics, CelebA's test F1 at the best-validation epoch, and Δm% of those).
 
 TensorBoard tags: ``train/<task>_loss``, ``train/lr``, ``train/skipped_updates``, ``time/iter_ms``,
 ``time/aggregator_ms``, ``aggregator/weight/<task>``, ``aggregator/grad_norm/<task>``,
@@ -65,6 +66,7 @@ from mtrl.checkpoint import (
     remove_temp_files,
     save_checkpoint,
 )
+from mtrl.diagnostics_file import DiagnosticsWriter
 from mtrl.supervised import evaluation as E
 from mtrl.supervised import metrics as M
 from mtrl.supervised.data import (
@@ -527,6 +529,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                      purge=(iteration + 1, epoch + 1) if resumed is not None else None)  # fmt: skip
     if resumed is not None:
         writer.restore(epoch, saved_records)
+    raw = DiagnosticsWriter(out_dir, "shared", tasks, x="iteration", keep_up_to=iteration if resumed is not None
+                            else None) if bool(_opt(cfg, "train.diagnostics_file", True)) else None  # fmt: skip
     text = OmegaConf.to_yaml(cfg, resolve=True)
     atomic_write_text(out_dir / "resolved_config.yaml", text)
     if resumed is None:
@@ -541,6 +545,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             "n_skipped": n_skipped, "batches": perm_batches, "loader_seed": loader_seed, "epoch_sums": epoch_sums,
             "epoch_count": epoch_count, "records": list(writer.records),
         }  # fmt: skip
+        if raw is not None:  # the raw rows up to this iteration are on disk before the checkpoint names it
+            raw.flush(sync=True)
         return save_checkpoint(ckpt_dir, iteration, payload, int(cfg.train.keep_checkpoints))
 
     stop: dict[str, Any] = {"requested": False, "signal": None}
@@ -622,12 +628,16 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 _window_add(window, tasks, res)
                 iteration += 1
                 batch_pos += 1
+                if raw is not None:
+                    raw.add(iteration, iteration, res.stats, values)
                 window["time/iter_ms"].append((time.perf_counter() - t_iter) * 1e3)
                 t_iter = time.perf_counter()
                 if iteration % int(cfg.train.log_every) == 0:
                     writer.scalars({**_means(window), "train/skipped_updates": n_skipped,
                                     "train/lr": optimizer.param_groups[0]["lr"]}, iteration)  # fmt: skip
                     window = defaultdict(list)
+                    if raw is not None:
+                        raw.flush()
                 if bar is not None:
                     bar.set_postfix({t[:8]: f"{v:.3f}" for t, v in list(zip(tasks, values))[:4]}, refresh=False)
                     bar.update(1)
@@ -694,6 +704,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
         writer.close()
+        if raw is not None:
+            raw.flush()
         lock.close()
         torch.set_num_threads(prev_threads)
     return {"epoch": epoch, "iteration": iteration, "last": last, "out_dir": str(out_dir), "skipped": n_skipped,
