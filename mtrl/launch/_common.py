@@ -33,19 +33,23 @@ def command(job: Job, python: str | None = None) -> list[str]:
     return [python or sys.executable, "-m", "mtrl.train", *job.argv()]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM (checkpoint, exit 143) when the process that started it dies, so a run whose
-    Ray worker or submitit worker is killed does not go on writing into its directory beside its retry."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """The child ignores :data:`STOP_SIGNAL` until ``mtrl.train`` installs its handler (a signal during start-up
+    would otherwise kill it: nothing to save yet, and its parent still requeues the job). On Linux it also gets
+    SIGTERM (checkpoint, exit 143) when the process that started it dies, so a run whose Ray worker or submitit
+    worker is killed does not go on writing into its directory beside its retry."""
+    signal.signal(STOP_SIGNAL, signal.SIG_IGN)
+    if sys.platform == "linux":
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def start(job: Job, python: str | None = None) -> subprocess.Popen:
     """Start ``job``'s training process (stdout/stderr inherited: they land in the scheduler's log of the job)."""
     Path(job.run_dir).mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(command(job, python), preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    return subprocess.Popen(command(job, python), preexec_fn=_child_setup)
 
 
 def exited(proc: subprocess.Popen) -> bool:

@@ -149,7 +149,7 @@ def launch(jobs: list[Job], options: dict[str, Any]) -> None:
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=int(opts["max_num_timeout"]),
                                       python=opts["python"])  # fmt: skip
     executor.update_parameters(**_parameters(opts))
-    grace = max(float(opts["signal_delay_s"]) - 15.0, 5.0)  # leave the requeue itself time before the kill
+    grace = 0.75 * float(opts["signal_delay_s"])  # the requeue must be done before the time limit's kill
     try:
         submitted = executor.map_array(_Train(opts["python"], grace), jobs)
     except FailedJobError as err:  # sbatch's own message: invalid account, partition, QOS, time limit, ...
@@ -160,15 +160,25 @@ def launch(jobs: list[Job], options: dict[str, Any]) -> None:
         (Path(job.run_dir) / ".slurm_job").write_text(f"{sub.job_id}\n")
         print(f"{sub.job_id} {job.name} {job.run_dir}", flush=True)
     print(f"mtrl: {len(jobs)} run(s) submitted to Slurm; watch: squeue -u $USER; logs: {folder}", flush=True)
-    if not opts["wait"]:
-        return
+    if opts["wait"]:
+        wait(jobs, [sub.job_id for sub in submitted], [sub.paths.result_pickle for sub in submitted])
+
+
+def wait(jobs: list[Job], job_ids: list[str], results: list[Path], poll_s: float = 5.0) -> None:
+    """Block until none of ``job_ids`` is in ``squeue`` any more (a requeued job is pending again, not done), then
+    raise if any of them did not end with its run finished (submitit's result file of its last attempt)."""
+    from submitit.core.utils import pickle_load
+
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    while True:
+        res = _run(["squeue", "-h", "-o", "%i", "-j", ",".join(arrays)])
+        if res.returncode == 0 and not res.stdout.strip():
+            break
+        time.sleep(poll_s)
     failed = []
-    for job, sub in zip(jobs, submitted):
-        while not sub.done():
-            time.sleep(5)
-        try:
-            sub.result()
-        except Exception as err:  # noqa: BLE001 - reported below, one line each
-            failed.append(f"{job.name} ({sub.job_id}): {str(err).strip().splitlines()[-1:]}")
+    for job, job_id, path in zip(jobs, job_ids, results):
+        outcome, result = pickle_load(path) if Path(path).exists() else ("error", "no result (cancelled?)")
+        if outcome != "success":
+            failed.append(f"{job.name} ({job_id}): {str(result).strip().splitlines()[-1]}")
     if failed:
-        raise LaunchError(f"{len(failed)} of {len(jobs)} Slurm job(s) failed: {'; '.join(failed)}")
+        raise LaunchError(f"{len(failed)} of {len(jobs)} Slurm job(s) did not finish: {'; '.join(failed)}")

@@ -1,0 +1,171 @@
+"""Real schedulers, no mocks (CI's slow step): runs through a one-node Slurm cluster (``scripts/cluster/
+slurm_local.sh up``) survive a time limit and a requeue, a ``-m hydra/launcher=slurm`` sweep survives a requeue, and
+runs on a multi-node Ray cluster survive the death of a worker node. Every run must finish with each evaluation step
+in its ``eval.jsonl`` exactly once, and its ``train.log`` continued across attempts. All services bind to 127.0.0.1.
+
+Without a Slurm cluster the Slurm tests are skipped, unless MTRL_REQUIRE_SLURM=1 (CI) turns that into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mtrl.launch import Job, launch
+
+ROOT = Path(__file__).parents[1]
+EVERY = 100
+
+
+def _fake(steps: int, every: int = EVERY) -> list[str]:
+    return ["env=fake", "experiment=smoke", f"train.steps_per_task={steps}", "train.warmup_steps_per_task=50",
+            f"train.eval_every={every}", f"train.log_every={every}", f"train.checkpoint_every={every}",
+            "train.torch_threads=1", "train.progress=false", "logger.tensorboard=false"]  # fmt: skip
+
+
+def _steps(run_dir: Path) -> list[int]:
+    path = run_dir / "eval.jsonl"
+    return [json.loads(ln)["step"] for ln in path.read_text().splitlines()] if path.exists() else []
+
+
+def _until(pred, timeout: float, what: str, poll: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def _log(run_dir: Path) -> str:
+    path = run_dir / "train.log"
+    return path.read_text() if path.exists() else ""
+
+
+def _assert_complete_and_continued(run_dir: Path, steps: int, every: int, stopped_by: str | None) -> None:
+    """Each evaluation step once, the whole run; one train.log holding every attempt, the first one first."""
+    assert _steps(run_dir) == list(range(every, steps + 1, every)), (run_dir, _steps(run_dir))
+    log = _log(run_dir)
+    if stopped_by is not None:
+        assert f"{stopped_by} at step" in log, log[-3000:]
+        first, resumed = log.index("starting from scratch"), log.index("resumed from")
+        assert first < log.index(f"{stopped_by} at step") < resumed, log[-3000:]
+        assert log.count("run directory:") >= 2
+
+
+def _slurm() -> None:
+    ok = shutil.which("sinfo") is not None and subprocess.run(
+        ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30).stdout.strip() not in ("", "down")
+    if not ok:
+        if os.environ.get("MTRL_REQUIRE_SLURM") == "1":
+            pytest.fail("no Slurm cluster answers (sudo scripts/cluster/slurm_local.sh up)")
+        pytest.skip("no Slurm cluster (sudo scripts/cluster/slurm_local.sh up)")
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install -e '.[launchers]')")
+
+
+def _squeue(*args: str) -> str:
+    return subprocess.run(["squeue", "-h", *args], capture_output=True, text=True, timeout=30).stdout
+
+
+def _state(job_id: str) -> str:
+    return _squeue("-j", job_id, "-o", "%T").strip()
+
+
+@pytest.mark.slow
+def test_slurm_runs_survive_a_time_limit_and_a_requeue(tmp_path: Path) -> None:
+    """``mtrl.launch`` on Slurm: a run past its 1-minute time limit (SIGUSR2 from ``--signal``, checkpoint, submitit
+    requeues it) and a run requeued by ``scontrol requeue`` (SIGTERM, checkpoint) both resume and finish; a third
+    runs undisturbed."""
+    _slurm()
+    limited = Job("limited", tmp_path / "limited", tuple(_fake(3000, 500)))
+    requeued = Job("requeued", tmp_path / "requeued", tuple(_fake(800)))
+    plain = Job("plain", tmp_path / "plain", tuple(_fake(300)))
+    common = {"cpus_per_task": 1, "folder": str(tmp_path / ".submitit"), "job_name": "mtrl-test"}
+    launch([limited], "slurm", {**common, "timeout_min": 1, "signal_delay_s": 20})
+    launch([requeued, plain], "slurm", {**common, "timeout_min": 10})
+    ids = {j.name: (j.run_dir / ".slurm_job").read_text().strip() for j in (limited, requeued, plain)}
+
+    # the requeue: once the run has a checkpoint, as an administrator or a preemption would
+    _until(lambda: _steps(requeued.run_dir)[-1:] >= [2 * EVERY], 300, "the requeued run's progress")
+    assert _state(ids["requeued"]) == "RUNNING"
+    subprocess.run(["scontrol", "requeue", ids["requeued"]], check=True, timeout=30)
+    # the time limit: once it has struck, give the rest of the run time to finish in one more attempt
+    _until(lambda: "SIGUSR2 at step" in _log(limited.run_dir), 300, "the time limit's signal")
+    subprocess.run(["scontrol", "update", f"JobId={ids['limited']}", "TimeLimit=10"], check=True, timeout=30)
+
+    _until(lambda: not _squeue("-n", "mtrl-test"), 480, "every job to leave the queue", poll=3)
+    _assert_complete_and_continued(limited.run_dir, 3000, 500, "SIGUSR2")
+    _assert_complete_and_continued(requeued.run_dir, 800, EVERY, "SIGTERM")
+    _assert_complete_and_continued(plain.run_dir, 300, EVERY, None)
+
+
+@pytest.mark.slow
+def test_slurm_hydra_sweep_job_resumes_after_a_requeue(tmp_path: Path) -> None:
+    """``python -m mtrl.train -m hydra/launcher=slurm``: a job requeued mid-run continues from its checkpoint in its
+    own directory (the launcher sets resume=true for a second attempt of the same sweep job)."""
+    _slurm()
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher is not installed")
+    cmd = [sys.executable, "-m", "mtrl.train", "-m", "hydra/launcher=slurm", "hydra.launcher.name=mtrl-sweep-test",
+           "hydra.launcher.cpus_per_task=1", "hydra.launcher.gpus_per_node=0", "hydra.launcher.mem_gb=1",
+           "hydra.launcher.timeout_min=10", f"hydra.launcher.submitit_folder={tmp_path}/.submitit",
+           f"hydra.sweep.dir={tmp_path}", "seed=1,2", *_fake(800)]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        def run_of(seed: int) -> Path | None:
+            for path in tmp_path.rglob("eval.jsonl"):
+                if json.loads(path.read_text().splitlines()[0])["seed"] == seed:
+                    return path.parent
+            return None
+
+        _until(lambda: run_of(1) is not None and _steps(run_of(1))[-1:] >= [2 * EVERY], 300, "seed 1's progress")
+        array = _squeue("-n", "mtrl-sweep-test", "-o", "%F").split()[0]
+        subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, timeout=30)
+        out, _ = proc.communicate(timeout=480)
+    assert proc.returncode == 0, out[-3000:]
+    first = run_of(1)
+    _assert_complete_and_continued(first, 800, EVERY, "SIGTERM")
+    assert "ran before (requeued or retried): continuing with resume=true" in _log(first)
+    _assert_complete_and_continued(run_of(2), 800, EVERY, None)
+
+
+@pytest.mark.slow
+def test_ray_runs_survive_the_death_of_a_worker_node(tmp_path: Path) -> None:
+    """A Ray cluster on this machine (a head without CPUs, two one-CPU worker nodes, all on 127.0.0.1): one worker
+    node is killed while both runs are going; its run is retried on the node that remains and resumes."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[launchers]')")
+    from ray.cluster_utils import Cluster
+
+    loopback = {"node_ip_address": "127.0.0.1", "object_store_memory": 80 * 1024 * 1024}
+    cluster = Cluster(initialize_head=True, head_node_args={**loopback, "num_cpus": 0, "include_dashboard": False})
+    doomed = cluster.add_node(num_cpus=1, **loopback)
+    cluster.add_node(num_cpus=1, **loopback)
+    jobs = [Job(f"run{i}", tmp_path / f"run{i}", tuple(_fake(600) + [f"seed={i}"])) for i in (1, 2)]
+    killed: list[float] = []
+
+    def kill_when_going() -> None:
+        _until(lambda: all(_steps(j.run_dir)[-1:] >= [2 * EVERY] for j in jobs), 300, "both runs' progress")
+        cluster.remove_node(doomed, allow_graceful=False)
+        killed.append(time.monotonic())
+
+    killer = threading.Thread(target=kill_when_going, daemon=True)
+    killer.start()
+    try:
+        launch(jobs, "ray", {"address": cluster.address, "node_ip_address": "127.0.0.1", "max_retries": 3})
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    killer.join(timeout=5)
+    assert killed, "the worker node was never killed"
+    resumed = [j for j in jobs if "resumed from" in _log(j.run_dir)]
+    assert len(resumed) == 1, [_log(j.run_dir)[-2000:] for j in jobs]
+    for job in jobs:
+        assert _steps(job.run_dir) == list(range(EVERY, 601, EVERY)), (job.name, _steps(job.run_dir))
+    log = _log(resumed[0].run_dir)
+    assert log.index("starting from scratch") < log.index("resumed from") and log.count("run directory:") == 2
