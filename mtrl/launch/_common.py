@@ -29,8 +29,9 @@ class LaunchError(RuntimeError):
 
 
 def command(job: Job, python: str | None = None) -> list[str]:
-    """The command line that runs (or continues) ``job``."""
-    return [python or sys.executable, "-m", "mtrl.train", *job.argv()]
+    """The command line that runs (or continues) ``job`` (``job.module``: ``mtrl.train`` unless the job names
+    another entry point with the same resume contract, e.g. ``mtrl.supervised.train``)."""
+    return [python or sys.executable, "-m", getattr(job, "module", "mtrl.train"), *job.argv()]
 
 
 def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -145,7 +145,8 @@ def launch(jobs: list[Job], options: dict[str, Any]) -> None:
     import submitit
     from submitit.core.utils import FailedJobError
 
-    folder = Path(opts["folder"] or Path(os.path.commonpath([str(Path(j.run_dir).resolve()) for j in jobs])) / ".submitit")
+    common = Path(os.path.commonpath([str(Path(j.run_dir).resolve()) for j in jobs]))
+    folder = Path(opts["folder"] or common / ".submitit")
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=int(opts["max_num_timeout"]),
                                       python=opts["python"])  # fmt: skip
     executor.update_parameters(**_parameters(opts))
