@@ -1,4 +1,4 @@
-"""Hydra's Slurm and Ray launchers (hydra-submitit-launcher, hydra-ray-launcher) with one addition: a sweep job
+"""For Hydra's Slurm and Ray launchers (hydra-submitit-launcher, hydra-ray-launcher), one addition: a sweep job
 that the scheduler runs again (Slurm requeues it after a time limit or a preemption; Ray retries it after its node
 died) continues from its checkpoint instead of starting over.
 
@@ -7,7 +7,8 @@ directory that already holds one (which ``mtrl.train`` refuses unless ``resume``
 the task function: the first attempt of each job writes the sweep's token (unique per ``-m`` invocation) into
 ``<job dir>/.mtrl_launch``; an attempt that finds its own sweep's token there is a requeue or a retry of the same
 job and runs with ``resume=true``. A new sweep into the same directory has another token and is treated as a new
-run. ``configs/hydra/launcher/slurm.yaml`` and ``ray_*.yaml`` select these classes.
+run. ``configs/hydra/launcher/slurm.yaml`` and ``ray_*.yaml`` select these launchers, which live in
+``hydra_plugins/mtrl_launchers`` (Hydra only accepts launcher classes from its ``hydra_plugins`` namespace).
 """
 
 from __future__ import annotations
@@ -46,40 +47,7 @@ class ResumeOnRetry:
         return self.task_function(cfg)
 
 
-def _wrap(launcher: Any) -> None:
+def wrap(launcher: Any) -> None:
+    """Give a Hydra launcher's task function the resume-on-retry behaviour (once; a fresh token per sweep)."""
     if not isinstance(launcher.task_function, ResumeOnRetry):
         launcher.task_function = ResumeOnRetry(launcher.task_function, uuid.uuid4().hex)
-
-
-try:
-    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _SubmititSlurm
-except ImportError:  # pragma: no cover - the launchers extra is not installed
-    _SubmititSlurm = None  # type: ignore[assignment,misc]
-
-try:
-    from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher as _HydraRay
-except ImportError:  # pragma: no cover
-    _HydraRay = None  # type: ignore[assignment,misc]
-
-
-if _SubmititSlurm is not None:
-
-    class SlurmLauncher(_SubmititSlurm):
-        """hydra-submitit-launcher's Slurm launcher; a requeued job resumes (see the module docstring). With
-        submitit's checkpoint/requeue: SIGUSR2 ``signal_delay_s`` before the time limit, ``mtrl.train`` writes its
-        checkpoint, then submitit requeues the job (``max_num_timeout`` times at most after time limits)."""
-
-        def launch(self, job_overrides: Any, initial_job_idx: int) -> Any:
-            _wrap(self)
-            return super().launch(job_overrides, initial_job_idx)
-
-
-if _HydraRay is not None:
-
-    class RayLauncher(_HydraRay):
-        """hydra-ray-launcher's launcher; a job retried after its node died resumes (see the module docstring);
-        ``ray.remote.max_retries`` sets how often."""
-
-        def launch(self, job_overrides: Any, initial_job_idx: int) -> Any:
-            _wrap(self)
-            return super().launch(job_overrides, initial_job_idx)
