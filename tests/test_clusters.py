@@ -169,3 +169,55 @@ def test_ray_runs_survive_the_death_of_a_worker_node(tmp_path: Path) -> None:
         assert _steps(job.run_dir) == list(range(EVERY, 601, EVERY)), (job.name, _steps(job.run_dir))
     log = _log(resumed[0].run_dir)
     assert log.index("starting from scratch") < log.index("resumed from") and log.count("run directory:") == 2
+
+
+@pytest.mark.slow
+def test_slurm_wrong_partition_is_one_line_and_submits_nothing(tmp_path: Path) -> None:
+    _slurm()
+    from mtrl.launch._common import LaunchError
+
+    before = _squeue("-o", "%i")
+    with pytest.raises(LaunchError, match=r"^Slurm partition 'nosuch' does not exist here; partitions: .*debug"):
+        launch([Job("x", tmp_path / "x", tuple(_fake(100)))], "slurm", {"partition": "nosuch"})
+    assert _squeue("-o", "%i") == before and not (tmp_path / "x").exists()
+
+
+def test_slurm_options_map_to_sbatch_and_bad_ones_are_refused(tmp_path: Path, monkeypatch) -> None:
+    """The options a user gives become submitit's (sbatch's) parameters; an unknown option or a machine without
+    Slurm is one line before anything is submitted."""
+    from mtrl.launch import _slurm
+    from mtrl.launch._common import LaunchError
+
+    opts = {**_slurm.DEFAULTS, "partition": "gpu", "account": "proj", "gpus": 0, "mem_gb": 16, "timeout_min": 60}
+    params = _slurm._parameters(opts)
+    assert params["partition"] == "gpu" and params["account"] == "proj" and params["time"] == 60
+    assert params["mem"] == "16GB" and "gpus_per_node" not in params and "qos" not in params
+    assert params["signal_delay_s"] == 180 and params["additional_parameters"] == {"requeue": True}
+    assert _slurm._parameters({**opts, "gpus": 2})["gpus_per_node"] == 2
+    with pytest.raises(LaunchError, match="unknown Slurm option.*partion"):
+        launch([Job("x", tmp_path / "x")], "slurm", {"partion": "gpu"})
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(LaunchError, match="^sbatch not found"):
+        launch([Job("x", tmp_path / "x")], "slurm", {})
+
+
+@pytest.mark.slow
+def test_train_checkpoints_on_the_schedulers_signal_and_resumes(tmp_path: Path) -> None:
+    """SIGUSR2 (what submitit asks Slurm to send before a time limit) makes ``mtrl.train`` write a checkpoint and
+    exit 140; ``resume=true`` then finishes the run with each evaluation step once."""
+    import signal
+
+    job = Job("r", tmp_path / "r", tuple(_fake(600)))
+    cmd = [sys.executable, "-m", "mtrl.train", *job.argv()]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as p:
+        _until(lambda: _steps(job.run_dir)[-1:] >= [EVERY], 120, "the first evaluation", poll=0.2)
+        p.send_signal(signal.SIGUSR2)
+        p.send_signal(signal.SIGUSR2)  # a second one (from submitit's worker) must not stop it before the checkpoint
+        _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGUSR2, err[-2000:]
+    assert "SIGUSR2 at step" in _log(job.run_dir) and _steps(job.run_dir)[-1] < 600
+    assert any((job.run_dir / "checkpoints").glob("ckpt_*.pt"))
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _steps(job.run_dir) == list(range(EVERY, 601, EVERY)) and "resumed from" in _log(job.run_dir)
