@@ -55,7 +55,7 @@ def _assert_complete_and_continued(run_dir: Path, steps: int, every: int, stoppe
     log = _log(run_dir)
     if stopped_by is not None:
         assert f"{stopped_by} at step" in log, log[-3000:]
-        first, resumed = log.index("starting from scratch"), log.index("resumed from")
+        first, resumed = log.index("run directory:"), log.index("resumed from")
         assert first < log.index(f"{stopped_by} at step") < resumed, log[-3000:]
         assert log.count("run directory:") >= 2
 
@@ -168,7 +168,7 @@ def test_ray_runs_survive_the_death_of_a_worker_node(tmp_path: Path) -> None:
     for job in jobs:
         assert _steps(job.run_dir) == list(range(EVERY, 601, EVERY)), (job.name, _steps(job.run_dir))
     log = _log(resumed[0].run_dir)
-    assert log.index("starting from scratch") < log.index("resumed from") and log.count("run directory:") == 2
+    assert log.index("run directory:") < log.index("resumed from") and log.count("run directory:") == 2
 
 
 @pytest.mark.slow
