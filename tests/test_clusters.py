@@ -194,6 +194,9 @@ def test_slurm_options_map_to_sbatch_and_bad_ones_are_refused(tmp_path: Path, mo
     assert params["mem"] == "16GB" and "gpus_per_node" not in params and "qos" not in params
     assert params["signal_delay_s"] == 180 and params["additional_parameters"] == {"requeue": True}
     assert _slurm._parameters({**opts, "gpus": 2})["gpus_per_node"] == 2
+    given = _slurm._parameters({**opts, "setup": "module load cuda", "additional": "constraint=a100,mail-type=END"})
+    assert given["setup"] == ["module load cuda"]
+    assert given["additional_parameters"] == {"constraint": "a100", "mail-type": "END", "requeue": True}
     with pytest.raises(LaunchError, match="unknown Slurm option.*partion"):
         launch([Job("x", tmp_path / "x")], "slurm", {"partion": "gpu"})
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here

@@ -25,8 +25,9 @@ Options (``launch(jobs, "slurm", options)``; ``None`` leaves a setting to the cl
 the time limit the checkpoint signal comes, default 180 s: one iteration, an evaluation and a checkpoint must fit);
 ``max_num_timeout`` (requeues after time limits, default 100; preemptions do not count); ``array_parallelism``
 (runs at once, default 64); ``job_name`` (default ``mtrl``); ``folder`` (submitit's scripts and the jobs'
-stdout/stderr, default ``<common parent of the run directories>/.submitit``); ``additional`` (a dict of any other
-``sbatch`` flag, e.g. ``{"constraint": "a100"}``); ``setup`` (shell lines run before the job, e.g. ``module load``);
+stdout/stderr, default ``<common parent of the run directories>/.submitit``); ``additional`` (any other ``sbatch``
+flag: a dict, or ``"constraint=a100,mail-type=END"``); ``setup`` (shell line(s) run before the job, e.g.
+``module load cuda``);
 ``wait`` (block until every job ends; default false); ``python`` (the interpreter on the compute nodes; default this
 one).
 """
@@ -124,9 +125,13 @@ def _parameters(options: dict[str, Any]) -> dict[str, Any]:
         params["gpus_per_node"] = int(options["gpus"])
     if options.get("mem_gb") is not None:
         params["mem"] = f"{int(options['mem_gb'])}GB"
-    if options.get("setup"):
-        params["setup"] = list(options["setup"])
-    extra = dict(options.get("additional") or {})
+    setup = options.get("setup")
+    if setup:
+        params["setup"] = [setup] if isinstance(setup, str) else list(setup)
+    extra = options.get("additional") or {}
+    if isinstance(extra, str):  # from a command line: "constraint=a100,mail-type=END"
+        extra = dict(kv.split("=", 1) for kv in extra.split(",") if "=" in kv)
+    extra = dict(extra)
     extra.setdefault("requeue", True)  # requeueable even where the cluster's JobRequeue=0
     params["additional_parameters"] = extra
     return params
