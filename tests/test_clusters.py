@@ -136,9 +136,10 @@ def test_slurm_hydra_sweep_job_resumes_after_a_requeue(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ray_runs_survive_the_death_of_a_worker_node(tmp_path: Path) -> None:
+def test_ray_runs_survive_the_death_of_a_worker_node(tmp_path: Path, monkeypatch) -> None:
     """A Ray cluster on this machine (a head without CPUs, two one-CPU worker nodes, all on 127.0.0.1): one worker
     node is killed while both runs are going; its run is retried on the node that remains and resumes."""
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no reports leave the machine
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[launchers]')")
     from ray.cluster_utils import Cluster
 

@@ -17,6 +17,7 @@ Options (``launch(jobs, "ray", options)``): ``address`` (an existing cluster: ``
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from mtrl.launch import Job
@@ -72,7 +73,8 @@ def launch(jobs: list[Job], options: dict[str, Any]) -> None:
     except ImportError:
         raise LaunchError("Ray is not installed: pip install -e '.[launchers]'") from None
     init: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": True}
-    if opts["address"] is None:
+    if opts["address"] is None:  # a runtime on this machine, on the loopback address, without usage reports
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         init.update(num_cpus=opts["local_cpus"], _node_ip_address=opts["node_ip_address"] or "127.0.0.1")
     else:
         init["address"] = str(opts["address"])
