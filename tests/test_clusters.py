@@ -225,3 +225,69 @@ def test_train_checkpoints_on_the_schedulers_signal_and_resumes(tmp_path: Path) 
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _steps(job.run_dir) == list(range(EVERY, 601, EVERY)) and "resumed from" in _log(job.run_dir)
+
+
+class _Submitit:
+    """Stands in for the handler submitit installs for SIGUSR2 before it calls a job (it requeues the job and
+    exits); records what the run directory held when it was called."""
+
+    def __init__(self, ckpt_dir: Path) -> None:
+        self.ckpt_dir = ckpt_dir
+        self.saw: list[str] | None = None
+
+    def __call__(self, signum, frame) -> None:  # noqa: ARG002
+        self.saw = sorted(p.name for p in self.ckpt_dir.glob("ckpt_*.pt"))
+        raise SystemExit(-1)
+
+
+@pytest.mark.parametrize("entry", ["rl", "supervised"])
+def test_sigusr2_checkpoints_first_then_hands_over_to_the_handler_before_it(tmp_path: Path, monkeypatch,
+                                                                          entry: str) -> None:  # fmt: skip
+    """In a ``hydra/launcher=slurm`` job the training runs inside submitit's worker: on SIGUSR2 the run writes its
+    checkpoint, then calls the handler installed before it (submitit's: requeue, exit), then restores it."""
+    import signal
+
+    from hydra import compose, initialize_config_dir
+
+    from mtrl._paths import config_dir
+
+    ckpt = tmp_path / "checkpoints"
+    submitit_handler = _Submitit(ckpt)
+    previous = signal.signal(signal.SIGUSR2, submitit_handler)
+    try:
+        if entry == "rl":
+            from mtrl import train as module
+
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                cfg = compose(config_name="train", overrides=_fake(400) + ["train.checkpoint_every=400"])
+            real, calls = module.Progress.after_updates, {"n": 0}
+
+            def after_updates(self, step, n_updates):
+                calls["n"] += 1
+                if calls["n"] == 60:
+                    os.kill(os.getpid(), signal.SIGUSR2)
+                return real(self, step, n_updates)
+
+            monkeypatch.setattr(module.Progress, "after_updates", after_updates)
+            run = lambda: module.train(cfg, tmp_path)  # noqa: E731
+        else:
+            from mtrl.supervised import trainer
+            from tests.test_supervised_train import _cfg
+
+            real, calls = trainer.aggregate_backward, {"n": 0}
+
+            def aggregate_backward(*args, **kwargs):
+                calls["n"] += 1
+                if calls["n"] == 3:
+                    os.kill(os.getpid(), signal.SIGUSR2)
+                return real(*args, **kwargs)
+
+            monkeypatch.setattr(trainer, "aggregate_backward", aggregate_backward)
+            run = lambda: trainer.train(_cfg(tmp_path, "benchmark=cityscapes", "aggregator=ls", "epochs=2"), tmp_path)  # noqa: E731
+        with pytest.raises(SystemExit) as exc:
+            run()
+        assert exc.value.code == -1  # the previous handler's exit, not the run's own
+        assert submitit_handler.saw == [p.name for p in sorted(ckpt.glob("ckpt_*.pt"))] != []
+        assert signal.getsignal(signal.SIGUSR2) is submitit_handler
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
