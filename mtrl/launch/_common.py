@@ -47,10 +47,15 @@ def _child_setup() -> None:  # pragma: no cover - runs in the child between fork
             pass
 
 
-def start(job: Job, python: str | None = None) -> subprocess.Popen:
-    """Start ``job``'s training process (stdout/stderr inherited: they land in the scheduler's log of the job)."""
+def start(job: Job, python: str | None = None, cpus: float | None = None) -> subprocess.Popen:
+    """Start ``job``'s training process (stdout/stderr inherited: they land in the scheduler's log of the job).
+    ``cpus``: what the scheduler granted the run; ``train.torch_threads=auto`` then uses that many threads
+    (through ``OMP_NUM_THREADS``, unless it is set) even where the node does not pin the job to its CPUs."""
     Path(job.run_dir).mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(command(job, python), preexec_fn=_child_setup)
+    env = dict(os.environ)
+    if cpus is not None and cpus >= 1 and not env.get("OMP_NUM_THREADS"):
+        env["OMP_NUM_THREADS"] = str(int(cpus))
+    return subprocess.Popen(command(job, python), preexec_fn=_child_setup, env=env)
 
 
 def exited(proc: subprocess.Popen) -> bool:

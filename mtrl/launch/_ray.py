@@ -29,11 +29,11 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-def run_job(job: Job, python: str | None, lock_wait_s: float) -> str:
+def run_job(job: Job, python: str | None, lock_wait_s: float, cpus: float | None = None) -> str:
     """One attempt of ``job`` (the body of the Ray task): wait for a lost attempt to let go of the run directory,
     run ``mtrl.train`` to the end; raise (without retry) if the run itself fails."""
     wait_for_lock(job.run_dir, lock_wait_s)
-    proc = start(job, python)
+    proc = start(job, python, cpus)
     try:
         rc = proc.wait()
     except BaseException:  # the task is being cancelled: let the run checkpoint and go
@@ -89,7 +89,8 @@ def launch(jobs: list[Job], options: dict[str, Any]) -> None:
     try:
         task = ray.remote(num_cpus=float(opts["num_cpus"]), num_gpus=float(opts["num_gpus"]),
                           max_retries=int(opts["max_retries"]), retry_exceptions=False)(run_job)  # fmt: skip
-        refs = {task.remote(job, opts["python"], float(opts["lock_wait_s"])): job for job in jobs}
+        cpus = float(opts["num_cpus"])
+        refs = {task.remote(job, opts["python"], float(opts["lock_wait_s"]), cpus): job for job in jobs}
         print(f"mtrl: {len(jobs)} run(s) submitted to Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)",
               flush=True)  # fmt: skip
         failed = []

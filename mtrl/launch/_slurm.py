@@ -57,17 +57,18 @@ class _Train:
     it on the signal before the time limit or a preemption) lets the child write its checkpoint, then resubmits the
     same job, which resumes from it."""
 
-    def __init__(self, python: str | None, grace_s: float) -> None:
+    def __init__(self, python: str | None, grace_s: float, cpus: int | None = None) -> None:
         self.python = python
         self.grace_s = grace_s
+        self.cpus = cpus
         self._proc: subprocess.Popen | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"python": self.python, "grace_s": self.grace_s, "_proc": None}
+        return {"python": self.python, "grace_s": self.grace_s, "cpus": self.cpus, "_proc": None}
 
     def __call__(self, job: Job) -> str:
         wait_for_lock(job.run_dir, self.grace_s)  # a requeued job whose last attempt is still checkpointing
-        self._proc = start(job, self.python)
+        self._proc = start(job, self.python, self.cpus)
         rc = self._proc.wait()
         if rc != 0:
             raise RuntimeError(describe_exit(job, rc))
@@ -80,7 +81,7 @@ class _Train:
         if self._proc is not None and not stop(self._proc, self.grace_s):
             print(f"mtrl: {job.name} did not exit within {self.grace_s:.0f} s of the signal; requeued from its last "
                   "checkpoint", file=sys.stderr, flush=True)  # fmt: skip
-        return submitit.helpers.DelayedSubmission(_Train(self.python, self.grace_s), job)
+        return submitit.helpers.DelayedSubmission(_Train(self.python, self.grace_s, self.cpus), job)
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -157,7 +158,8 @@ def launch(jobs: list[Job], options: dict[str, Any]) -> None:
     executor.update_parameters(**_parameters(opts))
     grace = 0.75 * float(opts["signal_delay_s"])  # the requeue must be done before the time limit's kill
     try:
-        submitted = executor.map_array(_Train(opts["python"], grace), jobs)
+        cpus = int(opts["cpus_per_task"]) if opts["cpus_per_task"] is not None else None
+        submitted = executor.map_array(_Train(opts["python"], grace, cpus), jobs)
     except FailedJobError as err:  # sbatch's own message: invalid account, partition, QOS, time limit, ...
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         raise LaunchError(f"sbatch refused the jobs: {lines[-1] if lines else err}") from None

@@ -56,7 +56,7 @@ ReturnToService=2
 JobRequeue=1
 MinJobAge=10
 MessageTimeout=20
-KillWait=15
+KillWait=60
 SchedulerParameters=defer_batch=false
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
