@@ -78,11 +78,27 @@ def _state(job_id: str) -> str:
     return _squeue("-j", job_id, "-o", "%T").strip()
 
 
+def _pid(run_dir: Path) -> int:
+    """The training process of a run (the pid its lock file holds)."""
+    return int((run_dir / ".lock").read_text().split()[0])
+
+
+def _pending(pid: int, sig: int) -> bool:
+    """Whether ``sig`` waits to be delivered to the (stopped) process ``pid``."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    masks = [int(ln.split()[1], 16) for ln in status if ln.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(m >> (sig - 1) & 1 for m in masks)
+
+
 @pytest.mark.slow
 def test_slurm_runs_survive_a_time_limit_and_a_requeue(tmp_path: Path) -> None:
     """``mtrl.launch`` on Slurm: a run past its 1-minute time limit (SIGUSR2 from ``--signal``, checkpoint, submitit
     requeues it) and a run requeued by ``scontrol requeue`` (SIGTERM, checkpoint) both resume and finish; a third
-    runs undisturbed."""
+    runs undisturbed. So that the two are still running when the time limit and the requeue come, however fast this
+    machine is, each is paused (SIGSTOP) after its first evaluations: the time-limited one until Slurm's signal is
+    pending, the requeued one until Slurm continues it (SIGCONT, then SIGTERM)."""
+    import signal
+
     _slurm()
     limited = Job("limited", tmp_path / "limited", tuple(_fake(3000, 500)))
     requeued = Job("requeued", tmp_path / "requeued", tuple(_fake(800)))
@@ -92,13 +108,28 @@ def test_slurm_runs_survive_a_time_limit_and_a_requeue(tmp_path: Path) -> None:
     launch([requeued, plain], "slurm", {**common, "timeout_min": 10})
     ids = {j.name: (j.run_dir / ".slurm_job").read_text().strip() for j in (limited, requeued, plain)}
 
-    # the requeue: once the run has a checkpoint, as an administrator or a preemption would
-    _until(lambda: _steps(requeued.run_dir)[-1:] >= [2 * EVERY], 300, "the requeued run's progress")
-    assert _state(ids["requeued"]) == "RUNNING"
-    subprocess.run(["scontrol", "requeue", ids["requeued"]], check=True, timeout=30)
-    # the time limit: once it has struck, give the rest of the run time to finish in one more attempt
-    _until(lambda: "SIGUSR2 at step" in _log(limited.run_dir), 300, "the time limit's signal")
-    subprocess.run(["scontrol", "update", f"JobId={ids['limited']}", "TimeLimit=10"], check=True, timeout=30)
+    done: dict[str, int] = {}
+    deadline = time.monotonic() + 300
+    while not {"requeue", "extended"} <= set(done):
+        assert time.monotonic() < deadline, f"timed out; events so far: {done}"
+        if "requeue" not in done and _steps(requeued.run_dir)[-1:] >= [2 * EVERY]:
+            pid = _pid(requeued.run_dir)  # as an administrator or a preemption would
+            os.kill(pid, signal.SIGSTOP)
+            assert _state(ids["requeued"]) == "RUNNING"
+            subprocess.run(["scontrol", "requeue", ids["requeued"]], check=True, timeout=30)
+            os.kill(pid, signal.SIGCONT)
+            done["requeue"] = pid
+        signalled = "SIGUSR2 at step" in _log(limited.run_dir)
+        if "paused" not in done and not signalled and _steps(limited.run_dir)[-1:] >= [500]:
+            done["paused"] = _pid(limited.run_dir)
+            os.kill(done["paused"], signal.SIGSTOP)
+        if "paused" in done and "continued" not in done and _pending(done["paused"], signal.SIGUSR2):
+            os.kill(done["paused"], signal.SIGCONT)
+            done["continued"] = done["paused"]
+        if signalled and "extended" not in done:  # the rest of the run fits in one more attempt
+            subprocess.run(["scontrol", "update", f"JobId={ids['limited']}", "TimeLimit=10"], check=True, timeout=30)
+            done["extended"] = 1
+        time.sleep(0.2)
 
     _until(lambda: not _squeue("-n", "mtrl-test"), 480, "every job to leave the queue", poll=3)
     _assert_complete_and_continued(limited.run_dir, 3000, 500, "SIGUSR2")
@@ -110,6 +141,8 @@ def test_slurm_runs_survive_a_time_limit_and_a_requeue(tmp_path: Path) -> None:
 def test_slurm_hydra_sweep_job_resumes_after_a_requeue(tmp_path: Path) -> None:
     """``python -m mtrl.train -m hydra/launcher=slurm``: a job requeued mid-run continues from its checkpoint in its
     own directory (the launcher sets resume=true for a second attempt of the same sweep job)."""
+    import signal
+
     _slurm()
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher is not installed")
     cmd = [sys.executable, "-m", "mtrl.train", "-m", "hydra/launcher=slurm", "hydra.launcher.name=mtrl-sweep-test",
@@ -124,9 +157,13 @@ def test_slurm_hydra_sweep_job_resumes_after_a_requeue(tmp_path: Path) -> None:
                     return path.parent
             return None
 
-        _until(lambda: run_of(1) is not None and _steps(run_of(1))[-1:] >= [2 * EVERY], 300, "seed 1's progress")
+        _until(lambda: run_of(1) is not None and _steps(run_of(1))[-1:] >= [2 * EVERY], 300, "seed 1's progress",
+               poll=0.2)  # fmt: skip
+        pid = _pid(run_of(1))
+        os.kill(pid, signal.SIGSTOP)  # still running when the requeue comes, however fast this machine is
         array = _squeue("-n", "mtrl-sweep-test", "-o", "%F").split()[0]
         subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, timeout=30)
+        os.kill(pid, signal.SIGCONT)
         out, _ = proc.communicate(timeout=480)
     assert proc.returncode == 0, out[-3000:]
     first = run_of(1)
@@ -151,9 +188,20 @@ def test_ray_runs_survive_the_death_of_a_worker_node(tmp_path: Path, monkeypatch
     killed: list[float] = []
 
     def kill_when_going() -> None:
-        _until(lambda: all(_steps(j.run_dir)[-1:] >= [2 * EVERY] for j in jobs), 300, "both runs' progress")
+        import signal
+
+        pids = []
+        for job in jobs:  # each paused once it is going, so that both still run when the node dies
+            _until(lambda j=job: _steps(j.run_dir)[-1:] >= [2 * EVERY], 300, f"{job.name}'s progress", poll=0.1)
+            pids.append(_pid(job.run_dir))
+            os.kill(pids[-1], signal.SIGSTOP)
         cluster.remove_node(doomed, allow_graceful=False)
         killed.append(time.monotonic())
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     killer = threading.Thread(target=kill_when_going, daemon=True)
     killer.start()
