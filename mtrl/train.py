@@ -430,15 +430,18 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         return rec
 
     # --- Ctrl-C or SIGTERM (what Slurm and most schedulers send before killing): finish the current iteration (or
-    # evaluation), write a checkpoint, exit (130 / 143); a second signal stops at once
+    # evaluation), write a checkpoint, exit (130 / 143); a second signal stops at once. SIGUSR2 (what submitit asks
+    # Slurm to send before a time limit or a preemption; mtrl/launch/_slurm.py) does the same (exit 140) and may
+    # come twice; a handler installed before it (submitit's, in a hydra/launcher=slurm job) then requeues the job.
     stop: dict[str, Any] = {"signal": None}
 
     def on_signal(signum, frame):  # noqa: ARG001
         stop["signal"] = signum
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _terminate_now)
+        if signum != _SIGUSR2:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _terminate_now)
 
-    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, _SIGUSR2) if sig}
     max_skipped = int(t_cfg.get("max_skipped_in_a_row", 100))
     skipped_in_a_row = 0
 
@@ -518,8 +521,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 path = checkpoint()
                 name = signal.Signals(stop["signal"]).name
                 log.warning("%s at step %d: checkpoint written to %s", name, step, path)
-                if stop["signal"] == signal.SIGTERM:
-                    raise Terminated(name)
+                if stop["signal"] == _SIGUSR2 and callable(old_handlers.get(_SIGUSR2)):
+                    old_handlers[_SIGUSR2](stop["signal"], None)  # submitit's: resubmit this job, exit
+                if stop["signal"] in (signal.SIGTERM, _SIGUSR2):
+                    raise Terminated(name, 128 + stop["signal"])
                 raise KeyboardInterrupt
     finally:
         for sig, handler in old_handlers.items():
@@ -533,11 +538,14 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     return {"step": step, "last_eval": last_eval, "out_dir": str(out_dir), "skipped": dict(agent.n_skipped)}
 
 
-class Terminated(SystemExit):
-    """SIGTERM after the checkpoint: exit status 143 (128 + SIGTERM), as a shell reports a terminated process."""
+_SIGUSR2 = getattr(signal, "SIGUSR2", 0)  # 0: not on this platform
 
-    def __init__(self, what: str = "SIGTERM") -> None:
-        super().__init__(128 + signal.SIGTERM)
+
+class Terminated(SystemExit):
+    """SIGTERM (SIGUSR2) after the checkpoint: exit status 143 (140), 128 + the signal, as a shell reports it."""
+
+    def __init__(self, what: str = "SIGTERM", status: int = 128 + signal.SIGTERM) -> None:
+        super().__init__(status)
         self.what = what
 
 

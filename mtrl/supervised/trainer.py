@@ -431,6 +431,9 @@ def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, drop_single: b
     return batches
 
 
+_SIGUSR2 = getattr(signal, "SIGUSR2", 0)  # 0: not on this platform
+
+
 def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Run (or resume) one supervised multi-task training; return a summary (last metrics, Δm%, paths)."""
     # --- config, seeding, device
@@ -552,7 +555,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     stop: dict[str, Any] = {"requested": False, "signal": None}
 
     def on_sigint(signum: int, frame: Any) -> None:
-        if stop["requested"]:  # second Ctrl-C / SIGTERM: stop now
+        if stop["requested"] and signum != _SIGUSR2:  # second Ctrl-C / SIGTERM: stop now (SIGUSR2 may come twice)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         stop["requested"] = True
@@ -564,6 +567,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     in_main = sys.modules.get("threading") is None or __import__("threading").current_thread().name == "MainThread"
     old_handler = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     old_term = signal.signal(signal.SIGTERM, on_sigint) if in_main else None
+    # SIGUSR2: what submitit asks Slurm to send before a time limit (mtrl/launch/_slurm.py): the same, exit 140;
+    # a handler installed before (submitit's, in a hydra/launcher=slurm job) then requeues the job
+    old_usr2 = signal.signal(_SIGUSR2, on_sigint) if in_main and _SIGUSR2 else None
     total_epochs = int(cfg.epochs)
     max_batches = cfg.train.max_batches_per_epoch
     last: dict[str, Any] = {}
@@ -646,8 +652,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     log.warning(
                         "interrupted at epoch %d, batch %d: checkpoint written to %s", epoch + 1, batch_pos, path
                     )
-                    if stop["signal"] == signal.SIGTERM:
-                        raise SystemExit(128 + signal.SIGTERM)
+                    if stop["signal"] == _SIGUSR2 and callable(old_usr2):
+                        old_usr2(_SIGUSR2, None)  # submitit's: resubmit this job, exit
+                    if stop["signal"] in (signal.SIGTERM, _SIGUSR2):
+                        raise SystemExit(128 + stop["signal"])
                     raise KeyboardInterrupt
             if bar is not None:
                 bar.close()
@@ -703,6 +711,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             signal.signal(signal.SIGINT, old_handler)
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        if old_usr2 is not None:
+            signal.signal(_SIGUSR2, old_usr2)
         writer.close()
         if raw is not None:
             raw.flush()

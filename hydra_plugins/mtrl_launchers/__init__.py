@@ -1,0 +1,1 @@
+"""mtrl's Hydra launchers (Hydra looks for launcher plugins in the ``hydra_plugins`` namespace only)."""
