@@ -38,8 +38,9 @@ class Command:
 
     @property
     def placeholder(self) -> bool:
-        """A template to fill in (``<method>``, ``$R``, ``/path/to/...``): it cannot be composed as written."""
-        return bool(re.search(r"\$|<[^>]*>|/path/to/|\[\.\.\.", self.text))
+        """A template to fill in (``<method>``, ``$R``, ``/path/to/...``): it cannot be composed as written. Hydra's
+        own interpolations (``${hydra:job.num}``) are not placeholders: Hydra fills them in."""
+        return bool(re.search(PLACEHOLDER, self.text))
 
     @property
     def script(self) -> Path | None:
@@ -61,6 +62,10 @@ class Block:
     @property
     def id(self) -> str:
         return f"{self.file.relative_to(ROOT).as_posix()}:{self.line}"
+
+
+#: what marks a template: a shell variable, ``<...>``, ``/path/to/``, ``[...``; not ``${hydra:...}``
+PLACEHOLDER = r"\$(?!\{hydra:)|<[^>]*>|/path/to/|\[\.\.\."
 
 
 def _kind(words: list[str]) -> str:

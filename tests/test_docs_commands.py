@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._doc_commands import ROOT, Block, Command, blocks, parse_commands
+from tests._doc_commands import PLACEHOLDER, ROOT, Block, Command, blocks, parse_commands
 
 BLOCKS = blocks()
 APP_COMMANDS = [(b, i, c) for b in BLOCKS for i, c in enumerate(b.commands) if c.kind in ("train", "supervised", "toy")]
@@ -110,7 +110,7 @@ def _composable(cmd: Command) -> Command | None:
     """The command with placeholder arguments of free-form keys left out; None if a placeholder is elsewhere."""
     kept = []
     for a in cmd.words:
-        if re.search(r"\$|<[^>]*>|/path/to/|\[\.\.\.", a):
+        if re.search(PLACEHOLDER, a):
             if any(_key(a).startswith(k) for k in FREE_KEYS):
                 continue
             return None
