@@ -30,8 +30,14 @@ _STALL_GAP = 1e-8  # relative Frank-Wolfe gap accepted when the SQP stalls at fl
 
 
 def project_simplex(v: np.ndarray) -> np.ndarray:
-    """Euclidean projection of ``v`` onto the probability simplex."""
+    """Euclidean projection of ``v`` onto the probability simplex (Held et al. 1974; Duchi et al. 2008, Fig. 1).
+
+    The projection is invariant to adding a constant to every entry, so ``v`` is first shifted to ``max(v) = 0``:
+    then the first sorted entry always passes the test (``0 − (0 − 1)/1 = 1 > 0``) even for entries of magnitude
+    1e17 or more, where the unshifted ``u₁ − (u₁ − 1)`` rounds to 0 and no entry would pass (an IndexError seen
+    on a near-singular min-norm step of a real MT10 run)."""
     n = v.shape[0]
+    v = v - v.max()
     u = np.sort(v)[::-1]
     css = np.cumsum(u) - 1.0
     ind = np.arange(1, n + 1)

@@ -264,3 +264,25 @@ def test_imgrad_nash_successful_solves_are_pareto(case: str) -> None:
     res = make_aggregator("imgrad_nash")(WELL_CONDITIONED[case])
     if res.stats["solver_failed"] == 0.0:
         assert min(res.stats["cos_to_direction"]) > 0.0
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e8, 1e17, 1e300])
+def test_simplex_projection_is_on_the_simplex_and_nearest_at_any_magnitude(scale: float) -> None:
+    """The projection onto the simplex at magnitudes where ``u₁ − (u₁ − 1)`` rounds to 0 (1e17 and beyond): the
+    result is on the simplex and, for one entry far above the others, that entry's vertex; at scale 1 it is the
+    nearest point of the simplex (checked against every point of a fine grid on the 3-simplex)."""
+    from mtrl.aggregators._solvers import project_simplex
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        v = rng.normal(size=5) * scale
+        w = project_simplex(v)
+        assert np.all(w >= 0) and w.sum() == pytest.approx(1.0, abs=1e-12)
+    if scale >= 1e17:
+        assert np.array_equal(project_simplex(np.array([scale, 0.0, -scale])), np.array([1.0, 0.0, 0.0]))
+    else:
+        v = np.array([0.3, 0.9, -0.4])
+        grid = np.array([(a, b, 1 - a - b) for a in np.linspace(0, 1, 201) for b in np.linspace(0, 1, 201)
+                         if a + b <= 1 + 1e-12])  # fmt: skip
+        w = project_simplex(v)
+        assert np.linalg.norm(w - v) <= np.min(np.linalg.norm(grid - v, axis=1)) + 1e-12
