@@ -605,9 +605,9 @@ def check_finite(run: RunState, why: str = "") -> None:
     bad = run.agent.nonfinite_parameters()
     if bad or why:
         why = why or f"non-finite parameters in {', '.join(bad)}"
-        good = run.last_ckpt or latest_checkpoint(run.ckpt_dir) or "none"
+        good, step = run.last_ckpt or latest_checkpoint(run.ckpt_dir) or "none", run.step
         raise DivergedError(
-            f"training diverged at step {run.step}: {why}; stopped without a new checkpoint "
+            f"training diverged at step {step}: {why}; stopped without a new checkpoint "
             f"(last good checkpoint: {good}); lower agent.lr/agent.alpha_lr or check the rewards"
         )
 
