@@ -4,11 +4,13 @@
     python -m mtrl.train env=mt10 agent.aggregator=cagrad agent.aggregator_kwargs.c=0.9 experiment=quick
     python -m mtrl.train experiment=cagrad_mt10     # the published MT10 run (CAGrad fork of fb/mtrl, run.sh)
 
-Reads top to bottom like cleanrl's ``sac_continuous_action.py``: config check -> seeding -> envs -> agent (with its
-aggregators) -> replay -> resume -> loop (collect, update, log, evaluate, checkpoint). Each step is one call into
-a small module: ``mtrl.envs``, ``mtrl.agents``, ``mtrl.logging`` (tags, eval.jsonl), ``mtrl.checkpoint``,
-``mtrl.seeding``. Outputs go to Hydra's run directory: ``.hydra/``, ``tb/``, ``eval.jsonl``, ``checkpoints/``,
-``resolved_config.yaml``, ``train.log``.
+Reads top to bottom like cleanrl's ``sac_continuous_action.py`` or SB3's ``learn()``: :func:`train` is the story,
+config check -> :func:`open_run` (seeding -> run directory -> resume checkpoint -> envs -> agent (with its
+aggregators) -> replay -> :func:`restore` -> logging) -> signal handlers -> loop (:func:`collect`, :func:`update`,
+:func:`log_progress`, :func:`evaluate_and_log`, :func:`save`), the phases below it in that order, sharing one
+:class:`RunState`. Each phase is a few calls into a small module: ``mtrl.envs``, ``mtrl.agents``, ``mtrl.logging``
+(tags, eval.jsonl), ``mtrl.checkpoint``, ``mtrl.seeding``. Outputs go to Hydra's run directory: ``.hydra/``,
+``tb/``, ``eval.jsonl``, ``checkpoints/``, ``resolved_config.yaml``, ``train.log``.
 
 Evaluation envs run on the training goals (:func:`make_eval_envs`). The loop's reference-run options, all off by
 default: ``train.warmup_updates`` (that many updates at once when warm-up ends, as fb/mtrl's
@@ -23,6 +25,7 @@ import math
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -293,141 +296,15 @@ def make_eval_envs(
 
 # ====================================================================== the run
 def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Train one multi-task SAC run described by ``cfg`` into ``out_dir``; returns a small summary."""
+    """Train one multi-task SAC run described by ``cfg`` into ``out_dir``; returns a small summary.
+
+    The story: open the run (seeding, run directory, resume, envs, agent, replay, logging: :func:`open_run`), then
+    per vector step :func:`collect` one transition per task, :func:`update`, and every so often :func:`log_progress`,
+    :func:`evaluate_and_log`, :func:`save`; a signal ends the loop with a checkpoint.
+    """
     check_config(cfg)
-    out_dir = Path(out_dir)
-    t_cfg, a_cfg = cfg.train, cfg.agent
-    threads = _threads.set_torch_threads(t_cfg.get("torch_threads", _threads.AUTO))  # auto: see mtrl/_threads.py
-    log.info("torch threads: %d (train.torch_threads=%s)", threads, t_cfg.get("torch_threads", _threads.AUTO))
-    device = _device(str(cfg.device))
-    names = task_names(cfg.env)
-    K = len(names)
-    batch_per_task = int(a_cfg.batch_size) // K if a_cfg.batch_size is not None else int(a_cfg.batch_size_per_task)
-    uniform_replay = str(a_cfg.replay) == "uniform"  # batch_per_task * K drawn from all tasks together
-
-    # --- seeding: python, numpy, torch globally + the run's own generators
-    rngs = seeding.seed_everything(int(cfg.seed))
-
-    # --- the run directory: locked (one run writes into it at a time), never reused by a fresh run (issue 21),
-    # leftovers of killed writes removed
-    lock = lock_run_dir(out_dir)
-    refuse_reuse(out_dir, cfg.resume)
-    ckpt_dir = out_dir / "checkpoints"
-    remove_temp_files(ckpt_dir)
-    remove_text_temp_files(out_dir)
-    log.info("run directory: %s (building the %s environments, %d tasks)", out_dir.resolve(), cfg.env.name, K)
-
-    # --- resume: the checkpoint is read and checked against the config before anything is built or written
-    resumed = None
-    if cfg.resume not in (False, None, "false"):
-        resumed = _load_resume(cfg, ckpt_dir)
-        if resumed is None:  # a fresh start: the lost run's evaluations and TensorBoard events must not mix in
-            gone = clear_lost_run(out_dir)
-            log.warning("resume=true but no checkpoint in %s: starting from scratch%s", ckpt_dir,
-                        f" (removed the lost run's {', '.join(gone)})" if gone else "")  # fmt: skip
-
-    # --- envs: training envs (seed); the evaluation envs are built after a resume, on the training goals
-    envs = make_envs(cfg.env, int(cfg.seed))
-    assert envs.num_envs == K, f"expected one sub-env per task ({K}), got {envs.num_envs}"
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    act_dim = int(np.prod(envs.single_action_space.shape))
-    if not (np.allclose(envs.single_action_space.low, -1) and np.allclose(envs.single_action_space.high, 1)):
-        raise ConfigError("the env's actions must lie in [-1, 1]")
-
-    # --- agent: one aggregator instance per aggregated loss (stateful methods keep per-loss state)
-    agent = build_agent(cfg, obs_dim, act_dim, K, device)
-
-    # --- replay: one buffer per task
-    buffer = MultiTaskReplayBuffer(K, max(1, int(a_cfg.buffer_capacity) // K), obs_dim, act_dim)
-
-    fingerprint = _fingerprint(cfg, names, obs_dim, act_dim)
-
-    # --- start or resume
-    step = 0
-    obs, _ = envs.reset(seed=int(cfg.seed))
-    ep_return, ep_success = np.zeros(K), np.zeros(K, dtype=bool)
-    saved_evals = None
-    if resumed is not None:
-        path, state = resumed
-        saved_evals = state.get("evals")  # format v2: the evaluations up to the checkpoint (v1: none)
-        theirs = state.get("fingerprint", {})
-        diff = [f"{k}: checkpoint {theirs.get(k)!r} vs run {fingerprint[k]!r}" for k in _ENV_KEYS
-                if theirs.get(k) != fingerprint[k]]  # fmt: skip
-        if diff:
-            raise CheckpointError(f"checkpoint {path} does not match this run ({'; '.join(diff)}); "
-                                  "refusing to resume, file kept")  # fmt: skip
-        try:  # a checkpoint of another code version (missing key, renamed parameter, other shapes): one line
-            agent.load_state_dict(state["agent"])
-            buffer.load_state_dict(state["buffer"])
-            seeding.set_state(rngs, state["rng"])
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-            why = str(err).strip().split("\n")[0][:200]
-            raise CheckpointError(
-                f"checkpoint {path} cannot be restored into this code version "
-                f"({type(err).__name__}: {why}); refusing to resume, file kept"
-            ) from None
-        try:
-            obs, exact = env_set_state(envs, state["env"], state["loop"]["obs"].numpy())
-            step = int(state["loop"]["step"])
-            if exact:
-                ep_return = state["loop"]["ep_return"].numpy().copy()
-                ep_success = state["loop"]["ep_success"].numpy().copy()
-        except (ValueError, KeyError) as err:
-            raise CheckpointError(f"checkpoint {path}: env state cannot be restored ({err}); file kept") from None
-        del state
-        log.info("resumed from %s at step %d%s", path, step, "" if exact else " (episodes in progress restart)")
-        newer = abandon_newer(path.parent, step)
-        if newer:  # a later resume=true must continue this branch, not the one left behind
-            log.warning("resumed from the older %s: %d newer checkpoint(s) moved to %s", path.name, len(newer),
-                        path.parent / "abandoned")  # fmt: skip
-
-    # --- logging (after the resume: TensorBoard purges what the interrupted run logged after the checkpoint)
-    logger = RunLogger(out_dir, names, str(cfg.env.name), int(cfg.seed), str(a_cfg.aggregator),
-                       tensorboard=bool(cfg.logger.tensorboard), purge_step=step + 1 if resumed else None,
-                       diagnostics_streams=[str(x) for x in a_cfg.aggregate_on]
-                       if cfg.logger.get("diagnostics_file", True) else None)  # fmt: skip
-    logger.log_config(OmegaConf.to_yaml(cfg, resolve=True), tensorboard=resumed is None)
-    if resumed is not None:
-        logger.restore_evals(step, saved_evals)
-
-    # --- evaluation envs: the training goals (restored ones after a resume), their own RNG for the rest
-    eval_envs, eval_seed = make_eval_envs(cfg.env, int(cfg.seed), envs)
-
-    last_ckpt: dict[str, Path | None] = {"path": None}
-
-    def check_finite(why: str = "") -> None:
-        bad = agent.nonfinite_parameters()
-        if bad or why:
-            why = why or f"non-finite parameters in {', '.join(bad)}"
-            good = last_ckpt["path"] or latest_checkpoint(ckpt_dir) or "none"
-            raise DivergedError(
-                f"training diverged at step {step}: {why}; stopped without a new checkpoint "
-                f"(last good checkpoint: {good}); lower agent.lr/agent.alpha_lr or check the rewards"
-            )
-
-    def checkpoint() -> Path:
-        check_finite()  # a diverged state is never checkpointed
-        payload = {
-            "fingerprint": fingerprint,
-            "agent": agent.state_dict(),
-            "buffer": buffer.state_dict(),
-            "rng": seeding.get_state(rngs),
-            "env": env_get_state(envs),
-            "loop": {"step": step, "obs": torch.as_tensor(np.asarray(obs, dtype=np.float32)),
-                     "ep_return": torch.as_tensor(ep_return), "ep_success": torch.as_tensor(ep_success)},
-            "config": OmegaConf.to_yaml(cfg, resolve=True),
-            "evals": list(logger.records),  # eval.jsonl up to this step: a resume rebuilds a lost file from it
-        }  # fmt: skip
-        logger.sync_diagnostics()  # the raw diagnostic rows up to this step reach the disk before the checkpoint
-        last_ckpt["path"] = save_checkpoint(ckpt_dir, step, payload, int(t_cfg.keep_checkpoints))
-        return last_ckpt["path"]
-
-    def run_eval() -> dict[str, Any]:
-        res = evaluate(lambda o: agent.act(o, deterministic=True), eval_envs, names, int(cfg.env.eval_episodes),
-                       eval_seed)  # fmt: skip
-        rec = logger.log_eval(step, step * K, res.success, res.returns)
-        log.info("eval step %d: success %.3f return %.1f", step, rec["success_rate"], rec["episode_return"])
-        return rec
+    run = open_run(cfg, Path(out_dir))
+    t_cfg = cfg.train
 
     # --- Ctrl-C or SIGTERM (what Slurm and most schedulers send before killing): finish the current iteration (or
     # evaluation), write a checkpoint, exit (130 / 143); a second signal stops at once. SIGUSR2 (what submitit asks
@@ -442,85 +319,34 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             signal.signal(signal.SIGTERM, _terminate_now)
 
     old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, _SIGUSR2) if sig}
-    max_skipped = int(t_cfg.get("max_skipped_in_a_row", 100))
-    skipped_in_a_row = 0
 
-    total = int(t_cfg.steps_per_task)
-    warmup = int(t_cfg.warmup_steps_per_task)
-    first_update = max(warmup, 1)  # the step whose update ends warm-up: train.warmup_updates updates there
-    last_eval: dict[str, Any] | None = logger.records[-1] if logger.records else None
-    bar = _progress(t_cfg.progress, total, step)
-    progress = Progress(total, step, first_update, agent.n_updates)
-    t_window, steps_window, env_time = time.perf_counter(), 0, 0.0
+    total = run.total
+    bar = _progress(t_cfg.progress, total, run.step)
+    progress = Progress(total, run.step, run.first_update, run.agent.n_updates)
+    run.t_window = time.perf_counter()  # the first throughput window starts with the loop
     try:
-        if step == 0 and t_cfg.eval_at_start:  # the untrained policy (fb/mtrl evaluates at step 0)
-            last_eval = run_eval()
-        while step < total:
-            # --- collect one transition per task
-            if step < warmup:
-                actions = rngs.numpy.uniform(-1.0, 1.0, size=(K, act_dim)).astype(np.float32)
-            else:
-                actions = agent.act(obs, rngs.torch)
-            t0 = time.perf_counter()
-            next_obs, reward, terminated, truncated, infos = envs.step(actions)
-            env_time += time.perf_counter() - t0
-            buffer.add(obs, actions, reward, true_next_obs(next_obs, infos), terminated)
-            ep_return += reward
-            ep_success |= step_success(infos, K)
-            for i in np.flatnonzero(np.logical_or(terminated, truncated)):
-                logger.add_episode(int(i), float(ep_return[i]), bool(ep_success[i]))
-                ep_return[i], ep_success[i] = 0.0, False
-            obs = next_obs
-            step += 1
-            steps_window += 1
-
-            # --- one SAC update per vector step after warm-up (train.warmup_updates of them when warm-up ends,
-            # as fb/mtrl's mtrl/experiment/multitask.py: ``num_updates = init_steps if step == init_steps else 1``)
-            for _ in range(int(t_cfg.warmup_updates) if step == first_update else int(step >= warmup)):
-                t0 = time.perf_counter()
-                if uniform_replay:
-                    batch = buffer.sample_uniform(batch_per_task * K, rngs.numpy, device)
-                else:
-                    batch = buffer.sample(batch_per_task, rngs.numpy, device)
-                info = agent.update(batch, rngs.torch)
-                info.metrics["update_ms"] = 1e3 * (time.perf_counter() - t0)
-                if info.diagnostics:  # every agent.diagnostics_every-th update carries losses, α and diagnostics
-                    logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results,
-                                      step=step, update=agent.n_updates)  # fmt: skip
-                else:
-                    logger.add_scalar("time/update_ms", info.metrics["update_ms"])
-                skipped_in_a_row = skipped_in_a_row + 1 if any(r.skipped for r in info.results.values()) else 0
-                if skipped_in_a_row >= max_skipped:
-                    check_finite(f"{skipped_in_a_row} updates in a row skipped (non-finite gradients or losses)")
-            progress.after_updates(step, agent.n_updates)  # the ETA's clock starts when warm-up is over
+        if run.step == 0 and t_cfg.eval_at_start:  # the untrained policy (fb/mtrl evaluates at step 0)
+            evaluate_and_log(run)
+        while run.step < total:
+            collect(run)
+            update(run)
+            progress.after_updates(run.step, run.agent.n_updates)  # the ETA's clock starts when warm-up is over
 
             # --- log (and a plain progress line: stdout and train.log), evaluate, checkpoint
-            if step % int(t_cfg.log_every) == 0 or step == total:
-                check_finite()
-                dt = time.perf_counter() - t_window
-                sps = steps_window * K / max(dt, 1e-9)
-                window = logger.flush(step, {
-                    "time/sps": sps, "time/env_ms": 1e3 * env_time / max(steps_window, 1),
-                    "train/skipped_updates": float(sum(agent.n_skipped.values()))})  # fmt: skip
-                t_window, steps_window, env_time = time.perf_counter(), 0, 0.0
-                progress.episodes += int(window.get("rollout/episodes", 0))
+            if run.step % int(t_cfg.log_every) == 0 or run.step == total:
+                log_progress(run, progress, bar)
+            if run.step % int(t_cfg.eval_every) == 0 or run.step == total:
+                evaluate_and_log(run)
                 if bar is not None:
-                    bar.clear()
-                log.info(progress.line(step, agent.n_updates, last_eval))
-                if bar is not None:
-                    bar.set_postfix(sps=f"{sps:.0f}", success=_fmt(last_eval), eta=progress.eta(step), refresh=False)
-            if step % int(t_cfg.eval_every) == 0 or step == total:
-                last_eval = run_eval()
-                if bar is not None:
-                    bar.set_postfix(success=_fmt(last_eval), eta=progress.eta(step), refresh=False)
-            if step % int(t_cfg.checkpoint_every) == 0 or step == total:
-                checkpoint()
+                    bar.set_postfix(success=_fmt(run.last_eval), eta=progress.eta(run.step), refresh=False)
+            if run.step % int(t_cfg.checkpoint_every) == 0 or run.step == total:
+                save(run)
             if bar is not None:
                 bar.update(1)
             if stop["signal"] is not None:
-                path = checkpoint()
+                path = save(run)
                 name = signal.Signals(stop["signal"]).name
-                log.warning("%s at step %d: checkpoint written to %s", name, step, path)
+                log.warning("%s at step %d: checkpoint written to %s", name, run.step, path)
                 if stop["signal"] == _SIGUSR2 and callable(old_handlers.get(_SIGUSR2)):
                     old_handlers[_SIGUSR2](stop["signal"], None)  # submitit's: resubmit this job, exit
                 if stop["signal"] in (signal.SIGTERM, _SIGUSR2):
@@ -529,13 +355,285 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-        lock.close()
+        run.lock.close()
         if bar is not None:
             bar.close()
-        logger.close()
-        envs.close()
-        eval_envs.close()
-    return {"step": step, "last_eval": last_eval, "out_dir": str(out_dir), "skipped": dict(agent.n_skipped)}
+        run.logger.close()
+        run.envs.close()
+        run.eval_envs.close()
+    return {"step": run.step, "last_eval": run.last_eval, "out_dir": str(run.out_dir),
+            "skipped": dict(run.agent.n_skipped)}  # fmt: skip
+
+
+@dataclass
+class RunState:
+    """What the phases of :func:`train` share: the run's parts, its schedule and the loop state a checkpoint saves
+    (``step``, ``obs``, the episodes in progress)."""
+
+    cfg: DictConfig
+    out_dir: Path
+    ckpt_dir: Path
+    lock: Any  # the run directory's lock (:func:`mtrl.checkpoint.lock_run_dir`)
+    names: list[str]
+    K: int  # the number of tasks (one sub-env each)
+    device: torch.device
+    rngs: seeding.Rngs
+    envs: gym.vector.VectorEnv
+    agent: MultiTaskSAC
+    buffer: MultiTaskReplayBuffer
+    fingerprint: dict[str, Any]
+    act_dim: int
+    # the schedule (per task): train.steps_per_task, train.warmup_steps_per_task, the step whose update ends warm-up
+    total: int
+    warmup: int
+    first_update: int
+    batch_per_task: int
+    uniform_replay: bool  # agent.replay=uniform: batch_per_task * K drawn from all tasks together
+    max_skipped: int
+    # the loop state
+    obs: np.ndarray
+    ep_return: np.ndarray  # the episodes in progress, per task
+    ep_success: np.ndarray
+    step: int = 0
+    skipped_in_a_row: int = 0
+    last_eval: dict[str, Any] | None = None
+    last_ckpt: Path | None = None
+    # the throughput window since the last log line
+    t_window: float = 0.0
+    steps_window: int = 0
+    env_time: float = 0.0
+    # built after the resume (:func:`open_run`)
+    logger: RunLogger = field(init=False)
+    eval_envs: gym.vector.VectorEnv = field(init=False)
+    eval_seed: int = field(init=False)
+
+
+def open_run(cfg: DictConfig, out_dir: Path) -> RunState:
+    """Threads, device, seeding, the run directory, the resume checkpoint, envs, agent, replay, logging and the
+    evaluation envs, in this order (the order the RNGs are drawn from: a resumed run continues bit for bit)."""
+    t_cfg, a_cfg = cfg.train, cfg.agent
+    threads = _threads.set_torch_threads(t_cfg.get("torch_threads", _threads.AUTO))  # auto: see mtrl/_threads.py
+    log.info("torch threads: %d (train.torch_threads=%s)", threads, t_cfg.get("torch_threads", _threads.AUTO))
+    device = _device(str(cfg.device))
+    names = task_names(cfg.env)
+    K = len(names)
+    batch_per_task = int(a_cfg.batch_size) // K if a_cfg.batch_size is not None else int(a_cfg.batch_size_per_task)
+
+    # --- seeding: python, numpy, torch globally + the run's own generators
+    rngs = seeding.seed_everything(int(cfg.seed))
+
+    lock, ckpt_dir = open_run_dir(cfg, out_dir, K)
+    resumed = find_resume(cfg, out_dir, ckpt_dir)
+    envs, obs_dim, act_dim = build_envs(cfg, K)
+
+    # --- agent: one aggregator instance per aggregated loss (stateful methods keep per-loss state)
+    agent = build_agent(cfg, obs_dim, act_dim, K, device)
+
+    # --- replay: one buffer per task
+    buffer = MultiTaskReplayBuffer(K, max(1, int(a_cfg.buffer_capacity) // K), obs_dim, act_dim)
+
+    # --- start, or resume from the checkpoint
+    fingerprint = _fingerprint(cfg, names, obs_dim, act_dim)
+    obs, _ = envs.reset(seed=int(cfg.seed))
+    warmup = int(t_cfg.warmup_steps_per_task)
+    run = RunState(cfg=cfg, out_dir=out_dir, ckpt_dir=ckpt_dir, lock=lock, names=names, K=K, device=device,
+                   rngs=rngs, envs=envs, agent=agent, buffer=buffer, fingerprint=fingerprint, act_dim=act_dim,
+                   total=int(t_cfg.steps_per_task), warmup=warmup, first_update=max(warmup, 1),
+                   batch_per_task=batch_per_task, uniform_replay=str(a_cfg.replay) == "uniform",
+                   max_skipped=int(t_cfg.get("max_skipped_in_a_row", 100)),
+                   obs=obs, ep_return=np.zeros(K), ep_success=np.zeros(K, dtype=bool))  # fmt: skip
+    saved_evals = restore(run, resumed) if resumed is not None else None
+
+    # --- logging (after the resume: TensorBoard purges what the interrupted run logged after the checkpoint)
+    run.logger = RunLogger(out_dir, names, str(cfg.env.name), int(cfg.seed), str(a_cfg.aggregator),
+                           tensorboard=bool(cfg.logger.tensorboard), purge_step=run.step + 1 if resumed else None,
+                           diagnostics_streams=[str(x) for x in a_cfg.aggregate_on]
+                           if cfg.logger.get("diagnostics_file", True) else None)  # fmt: skip
+    run.logger.log_config(OmegaConf.to_yaml(cfg, resolve=True), tensorboard=resumed is None)
+    if resumed is not None:
+        run.logger.restore_evals(run.step, saved_evals)
+    run.last_eval = run.logger.records[-1] if run.logger.records else None
+
+    # --- evaluation envs: the training goals (restored ones after a resume), their own RNG for the rest
+    run.eval_envs, run.eval_seed = make_eval_envs(cfg.env, int(cfg.seed), envs)
+    return run
+
+
+def open_run_dir(cfg: DictConfig, out_dir: Path, K: int) -> tuple[Any, Path]:
+    """The run directory: locked (one run writes into it at a time), never reused by a fresh run (issue 21),
+    leftovers of killed writes removed. Returns the lock and the checkpoint directory."""
+    lock = lock_run_dir(out_dir)
+    refuse_reuse(out_dir, cfg.resume)
+    ckpt_dir = out_dir / "checkpoints"
+    remove_temp_files(ckpt_dir)
+    remove_text_temp_files(out_dir)
+    log.info("run directory: %s (building the %s environments, %d tasks)", out_dir.resolve(), cfg.env.name, K)
+    return lock, ckpt_dir
+
+
+def find_resume(cfg: DictConfig, out_dir: Path, ckpt_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to resume from, read and checked against the config before anything is built or written;
+    ``None`` for a fresh start (``resume=true`` without a checkpoint clears the lost run's outputs)."""
+    resumed = None
+    if cfg.resume not in (False, None, "false"):
+        resumed = _load_resume(cfg, ckpt_dir)
+        if resumed is None:  # a fresh start: the lost run's evaluations and TensorBoard events must not mix in
+            gone = clear_lost_run(out_dir)
+            log.warning("resume=true but no checkpoint in %s: starting from scratch%s", ckpt_dir,
+                        f" (removed the lost run's {', '.join(gone)})" if gone else "")  # fmt: skip
+    return resumed
+
+
+def build_envs(cfg: DictConfig, K: int) -> tuple[gym.vector.VectorEnv, int, int]:
+    """The training envs (seed ``cfg.seed``, one sub-env per task) and their observation and action sizes; the
+    evaluation envs are built after a resume, on the training goals (:func:`make_eval_envs`)."""
+    envs = make_envs(cfg.env, int(cfg.seed))
+    assert envs.num_envs == K, f"expected one sub-env per task ({K}), got {envs.num_envs}"
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    act_dim = int(np.prod(envs.single_action_space.shape))
+    if not (np.allclose(envs.single_action_space.low, -1) and np.allclose(envs.single_action_space.high, 1)):
+        raise ConfigError("the env's actions must lie in [-1, 1]")
+    return envs, obs_dim, act_dim
+
+
+def restore(run: RunState, resumed: tuple[Path, dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Load a checkpoint into the run (agent, replay, RNGs, envs, loop state); returns the evaluations it holds
+    (format v2; v1: none). Anything that does not fit is one :class:`CheckpointError` line, the file kept."""
+    path, state = resumed
+    saved_evals = state.get("evals")  # format v2: the evaluations up to the checkpoint (v1: none)
+    theirs = state.get("fingerprint", {})
+    diff = [f"{k}: checkpoint {theirs.get(k)!r} vs run {run.fingerprint[k]!r}" for k in _ENV_KEYS
+            if theirs.get(k) != run.fingerprint[k]]  # fmt: skip
+    if diff:
+        raise CheckpointError(f"checkpoint {path} does not match this run ({'; '.join(diff)}); "
+                              "refusing to resume, file kept")  # fmt: skip
+    try:  # a checkpoint of another code version (missing key, renamed parameter, other shapes): one line
+        run.agent.load_state_dict(state["agent"])
+        run.buffer.load_state_dict(state["buffer"])
+        seeding.set_state(run.rngs, state["rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+        why = str(err).strip().split("\n")[0][:200]
+        raise CheckpointError(
+            f"checkpoint {path} cannot be restored into this code version "
+            f"({type(err).__name__}: {why}); refusing to resume, file kept"
+        ) from None
+    try:
+        run.obs, exact = env_set_state(run.envs, state["env"], state["loop"]["obs"].numpy())
+        run.step = int(state["loop"]["step"])
+        if exact:
+            run.ep_return = state["loop"]["ep_return"].numpy().copy()
+            run.ep_success = state["loop"]["ep_success"].numpy().copy()
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {path}: env state cannot be restored ({err}); file kept") from None
+    del state
+    log.info("resumed from %s at step %d%s", path, run.step, "" if exact else " (episodes in progress restart)")
+    newer = abandon_newer(path.parent, run.step)
+    if newer:  # a later resume=true must continue this branch, not the one left behind
+        log.warning("resumed from the older %s: %d newer checkpoint(s) moved to %s", path.name, len(newer),
+                    path.parent / "abandoned")  # fmt: skip
+    return saved_evals
+
+
+def collect(run: RunState) -> None:
+    """One transition per task (uniform random actions during warm-up, the policy after) into the replay buffer;
+    finished episodes go to the logger."""
+    if run.step < run.warmup:
+        actions = run.rngs.numpy.uniform(-1.0, 1.0, size=(run.K, run.act_dim)).astype(np.float32)
+    else:
+        actions = run.agent.act(run.obs, run.rngs.torch)
+    t0 = time.perf_counter()
+    next_obs, reward, terminated, truncated, infos = run.envs.step(actions)
+    run.env_time += time.perf_counter() - t0
+    run.buffer.add(run.obs, actions, reward, true_next_obs(next_obs, infos), terminated)
+    run.ep_return += reward
+    run.ep_success |= step_success(infos, run.K)
+    for i in np.flatnonzero(np.logical_or(terminated, truncated)):
+        run.logger.add_episode(int(i), float(run.ep_return[i]), bool(run.ep_success[i]))
+        run.ep_return[i], run.ep_success[i] = 0.0, False
+    run.obs = next_obs
+    run.step += 1
+    run.steps_window += 1
+
+
+def update(run: RunState) -> None:
+    """One SAC update per vector step after warm-up (train.warmup_updates of them when warm-up ends, as fb/mtrl's
+    mtrl/experiment/multitask.py: ``num_updates = init_steps if step == init_steps else 1``)."""
+    t_cfg, step = run.cfg.train, run.step
+    for _ in range(int(t_cfg.warmup_updates) if step == run.first_update else int(step >= run.warmup)):
+        t0 = time.perf_counter()
+        if run.uniform_replay:
+            batch = run.buffer.sample_uniform(run.batch_per_task * run.K, run.rngs.numpy, run.device)
+        else:
+            batch = run.buffer.sample(run.batch_per_task, run.rngs.numpy, run.device)
+        info = run.agent.update(batch, run.rngs.torch)
+        info.metrics["update_ms"] = 1e3 * (time.perf_counter() - t0)
+        if info.diagnostics:  # every agent.diagnostics_every-th update carries losses, α and diagnostics
+            run.logger.add_update(info.metrics, info.critic_losses, info.actor_losses, info.alphas, info.results,
+                                  step=step, update=run.agent.n_updates)  # fmt: skip
+        else:
+            run.logger.add_scalar("time/update_ms", info.metrics["update_ms"])
+        run.skipped_in_a_row = run.skipped_in_a_row + 1 if any(r.skipped for r in info.results.values()) else 0
+        if run.skipped_in_a_row >= run.max_skipped:
+            check_finite(run, f"{run.skipped_in_a_row} updates in a row skipped (non-finite gradients or losses)")
+
+
+def log_progress(run: RunState, progress: Progress, bar: Any) -> None:
+    """Flush the logged window (TensorBoard scalars, throughput) and print the plain progress line (stdout and
+    train.log; above the bar when there is one)."""
+    check_finite(run)
+    dt = time.perf_counter() - run.t_window
+    sps = run.steps_window * run.K / max(dt, 1e-9)
+    window = run.logger.flush(run.step, {
+        "time/sps": sps, "time/env_ms": 1e3 * run.env_time / max(run.steps_window, 1),
+        "train/skipped_updates": float(sum(run.agent.n_skipped.values()))})  # fmt: skip
+    run.t_window, run.steps_window, run.env_time = time.perf_counter(), 0, 0.0
+    progress.episodes += int(window.get("rollout/episodes", 0))
+    if bar is not None:
+        bar.clear()
+    log.info(progress.line(run.step, run.agent.n_updates, run.last_eval))
+    if bar is not None:
+        bar.set_postfix(sps=f"{sps:.0f}", success=_fmt(run.last_eval), eta=progress.eta(run.step), refresh=False)
+
+
+def evaluate_and_log(run: RunState) -> dict[str, Any]:
+    """Evaluate the deterministic policy on the evaluation envs; one eval.jsonl record (also ``run.last_eval``)."""
+    res = evaluate(lambda o: run.agent.act(o, deterministic=True), run.eval_envs, run.names,
+                   int(run.cfg.env.eval_episodes), run.eval_seed)  # fmt: skip
+    rec = run.logger.log_eval(run.step, run.step * run.K, res.success, res.returns)
+    log.info("eval step %d: success %.3f return %.1f", run.step, rec["success_rate"], rec["episode_return"])
+    run.last_eval = rec
+    return rec
+
+
+def check_finite(run: RunState, why: str = "") -> None:
+    """Raise :class:`DivergedError` when a parameter is non-finite (or ``why`` says the run is lost)."""
+    bad = run.agent.nonfinite_parameters()
+    if bad or why:
+        why = why or f"non-finite parameters in {', '.join(bad)}"
+        good, step = run.last_ckpt or latest_checkpoint(run.ckpt_dir) or "none", run.step
+        raise DivergedError(
+            f"training diverged at step {step}: {why}; stopped without a new checkpoint "
+            f"(last good checkpoint: {good}); lower agent.lr/agent.alpha_lr or check the rewards"
+        )
+
+
+def save(run: RunState) -> Path:
+    """Write a checkpoint of the run at its current step (never of a diverged state) and return its path."""
+    check_finite(run)  # a diverged state is never checkpointed
+    payload = {
+        "fingerprint": run.fingerprint,
+        "agent": run.agent.state_dict(),
+        "buffer": run.buffer.state_dict(),
+        "rng": seeding.get_state(run.rngs),
+        "env": env_get_state(run.envs),
+        "loop": {"step": run.step, "obs": torch.as_tensor(np.asarray(run.obs, dtype=np.float32)),
+                 "ep_return": torch.as_tensor(run.ep_return), "ep_success": torch.as_tensor(run.ep_success)},
+        "config": OmegaConf.to_yaml(run.cfg, resolve=True),
+        "evals": list(run.logger.records),  # eval.jsonl up to this step: a resume rebuilds a lost file from it
+    }  # fmt: skip
+    run.logger.sync_diagnostics()  # the raw diagnostic rows up to this step reach the disk before the checkpoint
+    run.last_ckpt = save_checkpoint(run.ckpt_dir, run.step, payload, int(run.cfg.train.keep_checkpoints))
+    return run.last_ckpt
 
 
 _SIGUSR2 = getattr(signal, "SIGUSR2", 0)  # 0: not on this platform
