@@ -27,6 +27,8 @@ import io
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,21 @@ log = logging.getLogger("mtrl.checkpoint")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used (corrupt, unreadable or from a different configuration)."""
+
+
+@contextmanager
+def restoring(path: str | Path) -> Iterator[None]:
+    """Loading a checkpoint's state into live objects (``load_state_dict`` of modules, optimisers, buffers, RNGs):
+    a checkpoint of another code version (a missing key, a renamed parameter, other shapes) becomes one line, a
+    :class:`CheckpointError`, and the file is kept. Shared by the RL and supervised trainers."""
+    try:
+        yield
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+        why = str(err).strip().split("\n")[0][:200]
+        raise CheckpointError(
+            f"checkpoint {path} cannot be restored into this code version "
+            f"({type(err).__name__}: {why}); refusing to resume, file kept"
+        ) from None
 
 
 class CorruptCheckpointError(CheckpointError):

@@ -51,6 +51,7 @@ from mtrl.checkpoint import (
     lock_run_dir,
     refuse_reuse,
     remove_temp_files,
+    restoring,
     save_checkpoint,
 )
 from mtrl.envs import (
@@ -507,16 +508,10 @@ def restore(run: RunState, resumed: tuple[Path, dict[str, Any]]) -> list[dict[st
     if diff:
         raise CheckpointError(f"checkpoint {path} does not match this run ({'; '.join(diff)}); "
                               "refusing to resume, file kept")  # fmt: skip
-    try:  # a checkpoint of another code version (missing key, renamed parameter, other shapes): one line
+    with restoring(path):  # a checkpoint of another code version (missing key, other shapes): one line
         run.agent.load_state_dict(state["agent"])
         run.buffer.load_state_dict(state["buffer"])
         seeding.set_state(run.rngs, state["rng"])
-    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-        why = str(err).strip().split("\n")[0][:200]
-        raise CheckpointError(
-            f"checkpoint {path} cannot be restored into this code version "
-            f"({type(err).__name__}: {why}); refusing to resume, file kept"
-        ) from None
     try:
         run.obs, exact = env_set_state(run.envs, state["env"], state["loop"]["obs"].numpy())
         run.step = int(state["loop"]["step"])

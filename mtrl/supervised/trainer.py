@@ -64,6 +64,7 @@ from mtrl.checkpoint import (
     lock_run_dir,
     refuse_reuse,
     remove_temp_files,
+    restoring,
     save_checkpoint,
 )
 from mtrl.diagnostics_file import DiagnosticsWriter
@@ -503,7 +504,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         if theirs != fingerprint["n_train"]:
             raise CheckpointError(f"checkpoint {path} does not match this run (n_train: checkpoint {theirs!r} vs run "
                                   f"{fingerprint['n_train']!r}); refusing to resume, file kept")  # fmt: skip
-        try:  # a checkpoint of another code version (missing key, renamed parameter, other shapes): one line
+        with restoring(path):  # a checkpoint of another code version (missing key, other shapes): one line
             model.load_state_dict(state["model"])
             check_optimizer_state(optimizer, state["optimizer"])  # Adam moments of another shape: refused
             optimizer.load_state_dict(state["optimizer"])
@@ -515,12 +516,6 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
             n_skipped = int(state["n_skipped"])
             perm_batches, loader_seed = state["batches"], int(state["loader_seed"])
             epoch_sums, epoch_count = list(state["epoch_sums"]), int(state["epoch_count"])
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-            why = str(err).strip().split("\n")[0][:200]
-            raise CheckpointError(
-                f"checkpoint {path} cannot be restored into this code version "
-                f"({type(err).__name__}: {why}); refusing to resume, file kept"
-            ) from None
         del state
         log.info("resumed from %s (epoch %d, batch %d)", path, epoch, batch_pos)
         newer = abandon_newer(path.parent, iteration)
