@@ -163,12 +163,37 @@ def _one(impl: str, overrides: list[str], task: str, seed: int, steps: int, root
     return f"{impl} {task} seed {seed}: rc={rc} in {dt:.0f} s", dt, rc
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def provenance(argv: list[str]) -> dict[str, Any]:
+    """What a run was made with: the command, the commit (and whether the tree had uncommitted changes), the time,
+    Python, and ``pip freeze`` (SB3, torch, metaworld, gymnasium versions among them)."""
+
+    def _out(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "command": " ".join(["python", "benchmarks/peers/parity.py", *argv]),
+        "commit": _out(["git", "rev-parse", "HEAD"]),
+        "dirty": bool(_out(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": sys.version.split()[0],
+        "pip_freeze": _out([sys.executable, "-m", "pip", "freeze"]).splitlines(),
+    }
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     impls = [_parse_impl(s) for s in args.impls]
     jobs = [(i, o, t, s) for t in args.tasks for s in args.seeds for i, o in impls]
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "settings.json").write_text(json.dumps({**SETTINGS, "steps": args.steps, "impls": args.impls}, indent=1))
+    (root / "settings.json").write_text(json.dumps(SETTINGS, indent=1) + "\n")
+    # one provenance record per invocation (runs of several sessions share a directory), naming the runs it started
+    started = [f"{i}/{t}/seed_{s}" for i, _, t, s in jobs if not _finished(root / i / t / f"seed_{s}", args.steps)]
+    prov = {**provenance(argv), "steps": args.steps, "impls": args.impls, "started": started}
+    with open(root / "provenance.jsonl", "a") as fh:
+        fh.write(json.dumps(prov) + "\n")
     failures = 0
     print(f"{len(jobs)} runs, {args.jobs} at a time", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -297,9 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--seed", type=int, required=True)
     w.add_argument("--steps", type=int, required=True)
     w.add_argument("--out", required=True)
+    argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     if args.cmd == "run":
-        return cmd_run(args)
+        return cmd_run(args, argv)
     if args.cmd == "summary":
         return cmd_summary(args)
     run_sb3(args.task, args.seed, args.steps, Path(args.out))
