@@ -1,4 +1,4 @@
-"""Learning parity: mtrl's SAC against Stable-Baselines3's SAC at identical settings on Meta-World MT1 tasks.
+"""Learning parity: mtrl's SAC against Stable-Baselines3's SAC at the same settings on Meta-World MT1 tasks.
 
     pip install -r benchmarks/peers/requirements.txt
     python benchmarks/peers/parity.py run --tasks reach-v3 push-v3 --seeds 1 2 3 --steps 30000 --jobs 2 \
@@ -17,8 +17,15 @@ Every (implementation, task, seed) is one subprocess with one torch thread (``--
 whose last evaluation is already there. ``summary`` writes ``parity.md`` (success at equal steps: mean over seeds
 with a 95% percentile-bootstrap interval, and each seed) and ``parity.png`` (curves with the same intervals).
 
+The settings are the same on both sides except four deliberate differences of mtrl's SAC, which follows
+facebookresearch/mtrl (docs/parity.md): the log σ squashing (tanh into [−20, 2]; SB3 clamps), the temperature loss
+(α·(…); SB3 log α·(…)), the order of the α update (after the actor; SB3 before), and the critic loss scale (the sum
+of the two squared errors; SB3 half of it).
+
 mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp"`` adds a run labelled ``mtrl-clamp`` with
-the Hydra overrides after the colon (``;``-separated).
+the Hydra overrides after the colon (``;``-separated): ``agent.log_std=clamp`` is SB3's squashing, the one
+difference that matters at the start of training. Each ``run`` appends its command, commit, ``pip freeze`` and the
+runs it started to ``<out>/provenance.jsonl``.
 
 This script is a benchmark, not part of the package: SB3 is never a dependency of mtrl.
 """
@@ -217,10 +224,31 @@ def load(root: Path) -> dict[str, dict[str, dict[int, dict[int, float]]]]:
 
 
 def bootstrap_ci(values: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean over seeds (with 3 seeds: close to the seeds' range)."""
+    """95% percentile-bootstrap interval of the mean over seeds. With n seeds a resample has at most C(2n-1, n)
+    distinct means (10 for 3 seeds), so the interval is close to the seeds' range and too narrow: read it with the
+    t-interval and the seeds' own values."""
     rng = np.random.default_rng(seed)
     means = rng.choice(values, size=(n, len(values)), replace=True).mean(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def t_ci(values: np.ndarray) -> tuple[float, float]:
+    """95% Student-t interval of the mean over seeds, ``mean ± t(0.975, n−1)·s/√n`` (NaN for one seed; it may leave
+    [0, 1]: it is not clipped)."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return float(values.mean()) - half, float(values.mean()) + half
+
+
+def _cell(v: np.ndarray) -> str:
+    lo, hi = bootstrap_ci(v)
+    tlo, thi = t_ci(v)
+    t = "—" if np.isnan(tlo) else f"{tlo:.2f}, {thi:.2f}"
+    return f"{v.mean():.2f} [{lo:.2f}, {hi:.2f}] {{{t}}} ({', '.join(f'{x:.2f}' for x in v)})"
 
 
 def table(data: dict) -> str:
@@ -238,9 +266,7 @@ def table(data: dict) -> str:
                 if not vals:
                     row.append("—")
                     continue
-                v = np.asarray(vals)
-                lo, hi = bootstrap_ci(v)
-                row.append(f"{v.mean():.2f} [{lo:.2f}, {hi:.2f}] ({', '.join(f'{x:.1f}' for x in v)})")
+                row.append(_cell(np.asarray(vals)))
             lines.append("| " + " | ".join(row) + " |")
         # the whole curve in one number: mean success over all evaluations from 10k steps on
         row = ["mean ≥10k"]
@@ -248,12 +274,15 @@ def table(data: dict) -> str:
             per_seed = [np.mean([s for st, s in sd.items() if st >= 10_000]) for sd in data[impl].get(task, {}).values()
                         if any(st >= 10_000 for st in sd)]  # fmt: skip
             if per_seed:
-                lo, hi = bootstrap_ci(np.asarray(per_seed))
-                row.append(f"{np.mean(per_seed):.2f} [{lo:.2f}, {hi:.2f}] (n={len(per_seed)})")
+                row.append(_cell(np.asarray(per_seed)))
             else:
                 row.append("—")
         lines += ["| " + " | ".join(row) + " |", ""]
-    lines.append("Cells: mean success over seeds [95% percentile-bootstrap interval of the mean] (each seed).")
+    lines.append(
+        "Cells: mean success over seeds [95% percentile-bootstrap interval of the mean] {95% Student-t "
+        "interval of the mean} (each seed's value, in seed order). With 3 seeds the bootstrap has at most "
+        "10 distinct resample means: read the t-interval and the seeds."
+    )
     return "\n".join(lines)
 
 
