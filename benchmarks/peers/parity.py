@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -181,7 +182,7 @@ def provenance(argv: list[str]) -> dict[str, Any]:
             return ""
 
     return {
-        "command": " ".join(["python", "benchmarks/peers/parity.py", *argv]),
+        "command": shlex.join(["python", "benchmarks/peers/parity.py", *argv]),
         "commit": _out(["git", "rev-parse", "HEAD"]),
         "dirty": bool(_out(["git", "status", "--porcelain", "--untracked-files=no"])),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -195,10 +196,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     jobs = [(i, o, t, s) for t in args.tasks for s in args.seeds for i, o in impls]
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "settings.json").write_text(json.dumps(SETTINGS, indent=1) + "\n")
-    # one provenance record per invocation (runs of several sessions share a directory), naming the runs it started
+    # one provenance record per invocation (runs of several sessions share a directory), naming the runs it started;
+    # taken before anything is written here, so that "dirty" speaks of the code
     started = [f"{i}/{t}/seed_{s}" for i, _, t, s in jobs if not _finished(root / i / t / f"seed_{s}", args.steps)]
     prov = {**provenance(argv), "steps": args.steps, "impls": args.impls, "started": started}
+    (root / "settings.json").write_text(json.dumps(SETTINGS, indent=1) + "\n")
     with open(root / "provenance.jsonl", "a") as fh:
         fh.write(json.dumps(prov) + "\n")
     failures = 0
