@@ -194,3 +194,36 @@ def test_care_module_by_module(golden, which):
     # the data can tell a wrong wiring apart (at a 1e-12 tolerance): the attention is not uniform (±0.03 here: the
     # RoBERTa rows are nearly parallel) and not symmetric under a flip of the experts
     assert (att - 0.25).abs().max() > 0.01 and (att - att.flip(-1)).abs().max() > 0.01
+
+
+@pytest.mark.parametrize("kind", ["sm", "care"])
+def test_reference_encoders_agent_critic_matches_the_reference_critic(golden, kind):
+    """``agent.encoders=reference``: the agent's twin critic is the reference's ``Critic``, one encoder (and task
+    encoder) read by both Q functions. The reference's weights go in once, through Q1's parameters (which Q2 shares)
+    and each Q function's own trunk; both Q values come out as the reference's."""
+    from mtrl.agents import MultiTaskSAC, SACConfig
+    from mtrl.agents.losses import twin_q_one
+
+    s = golden["sizes"]
+    cfg = SACConfig(hidden_dim=s["hidden"], num_layers=3, arch=kind, init="xavier", task_names=MT10_V1,
+                    encoders="reference", target_task_encoder="online", encoder_tau=0.05)  # fmt: skip
+    agent = MultiTaskSAC(s["obs"] + s["K"], s["act"], s["K"], cfg, {})
+    values = sm_values if kind == "sm" else care_values
+    q1, q2 = values(golden, "Q1"), values(golden, "Q2")
+    group = agent.q1.param_group
+    assert all(torch.equal(q1[k], q2[k]) for k in q1 if group(k) != "trunk")  # the reference holds one encoder
+    _load(agent.q1, q1)
+    _load(
+        agent.q2, {k: v for k, v in q2.items() if group(k) == "trunk"} | {k: q1[k] for k in q1 if group(k) != "trunk"}
+    )
+    c_sh, c_tk = agent._critic_params()
+    x, idx = _inputs(golden, kind, critic=True), golden[kind]["env_index"]
+    obs_dim = s["obs"] + s["K"]
+    out1, out2 = torch.empty(len(idx), dtype=torch.float64), torch.empty(len(idx), dtype=torch.float64)
+    with torch.no_grad():
+        for k in range(s["K"]):
+            rows = idx == k
+            tk = {n: {m: v[k] for m, v in d.items()} for n, d in c_tk.items()}
+            out1[rows], out2[rows] = twin_q_one(c_sh, tk, x[rows, :obs_dim], x[rows, obs_dim:], agent.n_critic)
+    torch.testing.assert_close(out1, golden[kind]["q1"].squeeze(-1), **TOL)
+    torch.testing.assert_close(out2, golden[kind]["q2"].squeeze(-1), **TOL)
