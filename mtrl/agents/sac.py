@@ -32,6 +32,15 @@ mean of the K task losses or, with ``alpha`` in ``aggregate_on``, on the aggrega
 gradients: the CAGrad fork replaces the gradient computation of every component, ``log_alpha`` included
 (``mtrl/agent/cagrad.py``, ``_compute_gradient``).
 
+SM and CARE as facebookresearch/mtrl trains them (docs/reference-sm-care.md; defaults keep mtrl's own training):
+``agent.encoders=reference`` makes Q2's encoder, attention and task encoder Q1's parameter objects and ties the
+actor's encoder (sm) / experts (care) and task encoder to them; the critic views then hold them once, under ``"enc"``
+(:func:`mtrl.agents.losses.twin_q_one` gives them to both Q functions), the actor reads them as detached views (no
+actor gradient), and the task encoder has its own Adam, stepped after the actor. ``agent.encoder_tau`` averages the
+target critic's encoder at its own rate, ``agent.target_task_encoder=online`` feeds the target critic the online task
+encoder, ``agent.actor_attention=frozen`` keeps CARE's actor attention out of the actor's optimiser.
+``agent.log_std`` (tanh | clamp) is the policy's log σ squashing (:func:`mtrl.agents.losses.policy_one`).
+
 Replay batches are ``[K, B, ...]``; an optional ``weight`` entry (``[K, B]``) gives per-sample weights for the task
 losses (uniform replay: ``1/n_k`` on task k's ``n_k`` samples, 0 on padding; see :mod:`mtrl.agents.buffer`).
 """
