@@ -147,6 +147,15 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"agent.diagnostics_every must be an integer >= 1, got {every!r}")
     if a.get("compile", False) not in (True, False):
         raise ConfigError(f"agent.compile must be true or false, got {a.get('compile')!r}")
+    try:  # agent.log_std and the reference-training options (docs/reference-sm-care.md)
+        tau = a.get("encoder_tau")
+        MultiTaskSAC._check_reference_options(SACConfig(
+            arch=str(a.arch), per_task_grads=str(a.per_task_grads), log_std=str(a.get("log_std", "tanh")),
+            encoders=str(a.get("encoders", "separate")), actor_attention=str(a.get("actor_attention", "train")),
+            target_task_encoder=str(a.get("target_task_encoder", "target")),
+            encoder_tau=None if tau is None else float(tau)))  # fmt: skip
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
     try:
         _threads.check_torch_threads(t.get("torch_threads", _threads.AUTO))
     except ValueError as err:
@@ -240,6 +249,10 @@ def build_agent(cfg: DictConfig, obs_dim: int, act_dim: int, num_tasks: int, dev
         alpha=str(a_cfg.alpha), init=str(a_cfg.init), task_names=tuple(task_names(cfg.env)),
         task_id_dims=num_tasks if str(cfg.env.get("task_id", "onehot")) == "onehot" else 0,
         diagnostics_every=int(a_cfg.get("diagnostics_every", 10)), compile=bool(a_cfg.get("compile", False)),
+        log_std=str(a_cfg.get("log_std", "tanh")), encoders=str(a_cfg.get("encoders", "separate")),
+        encoder_tau=None if a_cfg.get("encoder_tau") is None else float(a_cfg.encoder_tau),
+        target_task_encoder=str(a_cfg.get("target_task_encoder", "target")),
+        actor_attention=str(a_cfg.get("actor_attention", "train")),
     )  # fmt: skip
     return MultiTaskSAC(obs_dim, act_dim, num_tasks, sac_cfg, aggregators, device=device)
 
@@ -258,7 +271,8 @@ def _device(name: str) -> torch.device:
 # Settings added after checkpoints existed: in the fingerprint only when not at their default (so older checkpoints
 # of default runs still resume; ``load_checkpoint`` compares the keys of both sides). ``env.task_id`` is covered by
 # ``obs_dim``; ``agent.init`` and ``train.warmup_updates`` only matter before the first checkpoint.
-_FINGERPRINT_DEFAULTS = {"agent.alpha": "per_task", "agent.replay": "stratified"}
+_FINGERPRINT_DEFAULTS = {"agent.alpha": "per_task", "agent.replay": "stratified", "agent.encoders": "separate",
+                         "agent.actor_attention": "train"}  # fmt: skip
 
 
 def _fingerprint(cfg: DictConfig, names: list[str], obs_dim: int, act_dim: int) -> dict[str, Any]:

@@ -249,10 +249,14 @@ _RAN: set[str] = set()  # app commands already run by an earlier block (same tex
 def run_block(block: Block, cwd: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHON": sys.executable}
     independent = all(c.kind in MODULES for c in block.commands) and "resume=" not in block.text
+    if not (cwd / "benchmarks").exists():  # commands that read the committed results (reports, analyses, status)
+        (cwd / "benchmarks").symlink_to(ROOT / "benchmarks")
     for cmd in block.commands:
         if independent and cmd.text in _RAN:
             continue
-        if cmd.kind in MODULES:
+        if cmd.kind == "reproduce":  # only its read-only views are in blocks that run
+            argv = [sys.executable, "-m", "mtrl.reproduce", *cmd.words[3:]]
+        elif cmd.kind in MODULES:
             argv = [sys.executable, "-m", MODULES[cmd.kind], *_smoke_args(cmd)]
         elif cmd.script is not None and cmd.script.suffix == ".py":
             argv = [sys.executable, str(cmd.script), *cmd.words[2:]]

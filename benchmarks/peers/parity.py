@@ -1,4 +1,4 @@
-"""Learning parity: mtrl's SAC against Stable-Baselines3's SAC at identical settings on Meta-World MT1 tasks.
+"""Learning parity: mtrl's SAC against Stable-Baselines3's SAC at the same settings on Meta-World MT1 tasks.
 
     pip install -r benchmarks/peers/requirements.txt
     python benchmarks/peers/parity.py run --tasks reach-v3 push-v3 --seeds 1 2 3 --steps 30000 --jobs 2 \
@@ -17,8 +17,15 @@ Every (implementation, task, seed) is one subprocess with one torch thread (``--
 whose last evaluation is already there. ``summary`` writes ``parity.md`` (success at equal steps: mean over seeds
 with a 95% percentile-bootstrap interval, and each seed) and ``parity.png`` (curves with the same intervals).
 
+The settings are the same on both sides except four deliberate differences of mtrl's SAC, which follows
+facebookresearch/mtrl (docs/parity.md): the log σ squashing (tanh into [−20, 2]; SB3 clamps), the temperature loss
+(α·(…); SB3 log α·(…)), the order of the α update (after the actor; SB3 before), and the critic loss scale (the sum
+of the two squared errors; SB3 half of it).
+
 mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp"`` adds a run labelled ``mtrl-clamp`` with
-the Hydra overrides after the colon (``;``-separated).
+the Hydra overrides after the colon (``;``-separated): ``agent.log_std=clamp`` is SB3's squashing, the one
+difference that matters at the start of training. Each ``run`` appends its command, commit, ``pip freeze`` and the
+runs it started to ``<out>/provenance.jsonl``.
 
 This script is a benchmark, not part of the package: SB3 is never a dependency of mtrl.
 """
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -163,12 +171,38 @@ def _one(impl: str, overrides: list[str], task: str, seed: int, steps: int, root
     return f"{impl} {task} seed {seed}: rc={rc} in {dt:.0f} s", dt, rc
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def provenance(argv: list[str]) -> dict[str, Any]:
+    """What a run was made with: the command, the commit (and whether the tree had uncommitted changes), the time,
+    Python, and ``pip freeze`` (SB3, torch, metaworld, gymnasium versions among them)."""
+
+    def _out(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "command": shlex.join(["python", "benchmarks/peers/parity.py", *argv]),
+        "commit": _out(["git", "rev-parse", "HEAD"]),
+        "dirty": bool(_out(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": sys.version.split()[0],
+        "pip_freeze": _out([sys.executable, "-m", "pip", "freeze"]).splitlines(),
+    }
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     impls = [_parse_impl(s) for s in args.impls]
     jobs = [(i, o, t, s) for t in args.tasks for s in args.seeds for i, o in impls]
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "settings.json").write_text(json.dumps({**SETTINGS, "steps": args.steps, "impls": args.impls}, indent=1))
+    # one provenance record per invocation (runs of several sessions share a directory), naming the runs it started;
+    # taken before anything is written here, so that "dirty" speaks of the code
+    started = [f"{i}/{t}/seed_{s}" for i, _, t, s in jobs if not _finished(root / i / t / f"seed_{s}", args.steps)]
+    prov = {**provenance(argv), "steps": args.steps, "impls": args.impls, "started": started}
+    (root / "settings.json").write_text(json.dumps(SETTINGS, indent=1) + "\n")
+    with open(root / "provenance.jsonl", "a") as fh:
+        fh.write(json.dumps(prov) + "\n")
     failures = 0
     print(f"{len(jobs)} runs, {args.jobs} at a time", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -192,10 +226,31 @@ def load(root: Path) -> dict[str, dict[str, dict[int, dict[int, float]]]]:
 
 
 def bootstrap_ci(values: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean over seeds (with 3 seeds: close to the seeds' range)."""
+    """95% percentile-bootstrap interval of the mean over seeds. With n seeds a resample has at most C(2n-1, n)
+    distinct means (10 for 3 seeds), so the interval is close to the seeds' range and too narrow: read it with the
+    t-interval and the seeds' own values."""
     rng = np.random.default_rng(seed)
     means = rng.choice(values, size=(n, len(values)), replace=True).mean(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def t_ci(values: np.ndarray) -> tuple[float, float]:
+    """95% Student-t interval of the mean over seeds, ``mean ± t(0.975, n−1)·s/√n`` (NaN for one seed; it may leave
+    [0, 1]: it is not clipped)."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return float(values.mean()) - half, float(values.mean()) + half
+
+
+def _cell(v: np.ndarray) -> str:
+    lo, hi = bootstrap_ci(v)
+    tlo, thi = t_ci(v)
+    t = "—" if np.isnan(tlo) else f"{tlo:.2f}, {thi:.2f}"
+    return f"{v.mean():.2f} [{lo:.2f}, {hi:.2f}] {{{t}}} ({', '.join(f'{x:.2f}' for x in v)})"
 
 
 def table(data: dict) -> str:
@@ -213,9 +268,7 @@ def table(data: dict) -> str:
                 if not vals:
                     row.append("—")
                     continue
-                v = np.asarray(vals)
-                lo, hi = bootstrap_ci(v)
-                row.append(f"{v.mean():.2f} [{lo:.2f}, {hi:.2f}] ({', '.join(f'{x:.1f}' for x in v)})")
+                row.append(_cell(np.asarray(vals)))
             lines.append("| " + " | ".join(row) + " |")
         # the whole curve in one number: mean success over all evaluations from 10k steps on
         row = ["mean ≥10k"]
@@ -223,12 +276,15 @@ def table(data: dict) -> str:
             per_seed = [np.mean([s for st, s in sd.items() if st >= 10_000]) for sd in data[impl].get(task, {}).values()
                         if any(st >= 10_000 for st in sd)]  # fmt: skip
             if per_seed:
-                lo, hi = bootstrap_ci(np.asarray(per_seed))
-                row.append(f"{np.mean(per_seed):.2f} [{lo:.2f}, {hi:.2f}] (n={len(per_seed)})")
+                row.append(_cell(np.asarray(per_seed)))
             else:
                 row.append("—")
         lines += ["| " + " | ".join(row) + " |", ""]
-    lines.append("Cells: mean success over seeds [95% percentile-bootstrap interval of the mean] (each seed).")
+    lines.append(
+        "Cells: mean success over seeds [95% percentile-bootstrap interval of the mean] {95% Student-t "
+        "interval of the mean} (each seed's value, in seed order). With 3 seeds the bootstrap has at most "
+        "10 distinct resample means: read the t-interval and the seeds."
+    )
     return "\n".join(lines)
 
 
@@ -297,9 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--seed", type=int, required=True)
     w.add_argument("--steps", type=int, required=True)
     w.add_argument("--out", required=True)
+    argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     if args.cmd == "run":
-        return cmd_run(args)
+        return cmd_run(args, argv)
     if args.cmd == "summary":
         return cmd_summary(args)
     run_sb3(args.task, args.seed, args.steps, Path(args.out))

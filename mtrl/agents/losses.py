@@ -25,21 +25,30 @@ from mtrl.agents.archs import Params
 Net = Callable[[Params, Params, torch.Tensor], torch.Tensor]  # an architecture's forward_one (mtrl.agents.archs)
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # as facebookresearch/mtrl's actor (tanh-rescaled into this range)
+LOG_STDS = ("tanh", "clamp")  # agent.log_std
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def policy_one(
-    shared: Params, task: Params, obs: torch.Tensor, noise: torch.Tensor, net: Net
+    shared: Params, task: Params, obs: torch.Tensor, noise: torch.Tensor, net: Net, log_std: str = "tanh"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Tanh-Gaussian policy of one task: returns ``(action, log_prob, deterministic_action)``.
+
+    ``log_std`` (``agent.log_std``) maps the network's raw log σ output ``o`` into [−20, 2]: ``tanh`` (default,
+    facebookresearch/mtrl ``mtrl/agent/components/actor.py``): ``−20 + 11 (tanh(o) + 1)``, so an output near 0
+    (a fresh network) gives log σ ≈ −9, σ ≈ 1e-4, a nearly deterministic first policy; ``clamp``
+    (Stable-Baselines3 ``sac/policies.py``, ``Actor.get_action_dist_params``): ``clip(o, −20, 2)``, σ ≈ 1 at first.
 
     ``noise`` (``[B, A]``, standard normal) is drawn outside so the function is pure (reparameterisation trick);
     ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh²u)`` with the stable form ``log(1 − tanh²u) = 2(log 2 − u −
     softplus(−2u))``.
     """
     out = net(shared, task, obs)
-    mean, log_std = out.chunk(2, dim=-1)
-    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1.0)
+    mean, raw = out.chunk(2, dim=-1)
+    if log_std == "clamp":
+        log_std = raw.clamp(LOG_STD_MIN, LOG_STD_MAX)
+    else:
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1.0)
     u = mean + log_std.exp() * noise
     gauss = (-0.5 * noise.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
     squash = (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
@@ -56,10 +65,13 @@ def reduce(per_sample: torch.Tensor, weight: torch.Tensor | None) -> torch.Tenso
 def twin_q_one(
     shared: dict[str, Params], task: dict[str, Params], obs: torch.Tensor, act: torch.Tensor, net: Net
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two Q estimates ``[B]`` of one task (``shared``/``task`` hold ``{"q1": ..., "q2": ...}``)."""
+    """The two Q estimates ``[B]`` of one task (``shared``/``task`` hold ``{"q1": ..., "q2": ...}``, and with
+    ``agent.encoders=reference`` an ``"enc"`` entry: the parameters both Q functions share, the reference's
+    ``critic.encoder`` and task encoder, read by both and so given the sum of both Q losses' gradients)."""
     x = torch.cat([obs, act], dim=-1)
-    q1 = net(shared["q1"], task["q1"], x).squeeze(-1)
-    q2 = net(shared["q2"], task["q2"], x).squeeze(-1)
+    sh, tk = shared.get("enc", {}), task.get("enc", {})
+    q1 = net({**sh, **shared["q1"]}, {**tk, **task["q1"]}, x).squeeze(-1)
+    q2 = net({**sh, **shared["q2"]}, {**tk, **task["q2"]}, x).squeeze(-1)
     return q1, q2
 
 
@@ -89,9 +101,10 @@ def actor_loss_one(
     net_actor: Net,
     net_critic: Net,
     weight: torch.Tensor | None = None,
+    log_std: str = "tanh",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Task actor loss ``mean(α log π(a|s) − min(Q1, Q2)(s, a))``, ``a ~ π``; aux: mean ``log π`` (for α)."""
-    action, logp, _ = policy_one(shared, task, obs, noise, net_actor)
+    action, logp, _ = policy_one(shared, task, obs, noise, net_actor, log_std)
     q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, net_critic)
     per_sample = alpha * logp - torch.minimum(q1, q2)
     return reduce(per_sample, weight), reduce(logp, weight).detach()
@@ -115,10 +128,10 @@ def critic_losses_all(
 def actor_losses_all(
     shared: Params, task: Params, critic_shared: dict[str, Params], critic_task: dict[str, Params],
     obs: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, net_actor: Net, net_critic: Net,
-    weight: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None, log_std: str = "tanh",
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """The K task actor losses ``[K]`` and each task's mean ``log π`` (:func:`actor_loss_one` of every task)."""
-    action, logp, _ = policy_one(shared, task, obs, noise, net_actor)
+    action, logp, _ = policy_one(shared, task, obs, noise, net_actor, log_std)
     q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, net_critic)
     per_sample = alpha[:, None] * logp - torch.minimum(q1, q2)
     return reduce_tasks(per_sample, weight), reduce_tasks(logp, weight).detach()

@@ -32,6 +32,15 @@ mean of the K task losses or, with ``alpha`` in ``aggregate_on``, on the aggrega
 gradients: the CAGrad fork replaces the gradient computation of every component, ``log_alpha`` included
 (``mtrl/agent/cagrad.py``, ``_compute_gradient``).
 
+SM and CARE as facebookresearch/mtrl trains them (docs/reference-sm-care.md; defaults keep mtrl's own training):
+``agent.encoders=reference`` makes Q2's encoder, attention and task encoder Q1's parameter objects and ties the
+actor's encoder (sm) / experts (care) and task encoder to them; the critic views then hold them once, under ``"enc"``
+(:func:`mtrl.agents.losses.twin_q_one` gives them to both Q functions), the actor reads them as detached views (no
+actor gradient), and the task encoder has its own Adam, stepped after the actor. ``agent.encoder_tau`` averages the
+target critic's encoder at its own rate, ``agent.target_task_encoder=online`` feeds the target critic the online task
+encoder, ``agent.actor_attention=frozen`` keeps CARE's actor attention out of the actor's optimiser.
+``agent.log_std`` (tanh | clamp) is the policy's log σ squashing (:func:`mtrl.agents.losses.policy_one`).
+
 Replay batches are ``[K, B, ...]``; an optional ``weight`` entry (``[K, B]``) gives per-sample weights for the task
 losses (uniform replay: ``1/n_k`` on task k's ``n_k`` samples, 0 on padding; see :mod:`mtrl.agents.buffer`).
 """
@@ -39,6 +48,7 @@ losses (uniform replay: ``1/n_k`` on task k's ``n_k`` samples, 0 on padding; see
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +68,16 @@ from mtrl.checkpoint import check_optimizer_state
 ALPHAS = ("per_task", "shared")
 PER_TASK_GRADS = ("batched", "vmap", "loop")
 LOSSES = ("critic", "actor", "alpha")
+ENCODERS = ("separate", "reference")  # agent.encoders
+TARGET_TASK_ENCODERS = ("target", "online")  # agent.target_task_encoder
+ACTOR_ATTENTIONS = ("train", "frozen")  # agent.actor_attention
+# agent.encoders=reference (docs/reference-sm-care.md): the parameter groups (an architecture's ``param_group``) that
+# Q2 takes from Q1 (the reference's one ``critic.encoder`` and one task encoder) and the actor from Q1 (the tied
+# encoder weights, ``copy_conv_weights_from``, and the task encoder); agent.encoder_tau: the target critic's groups
+# averaged at that rate (``soft_update_params(critic.encoder, ...)``)
+TIED_Q = ("encoder", "attention", "task_encoder")
+TIED_ACTOR = ("encoder", "task_encoder")
+ENCODER_GROUPS = ("encoder", "attention")
 
 
 def _leaves(tree: Any) -> list[torch.Tensor]:
@@ -139,6 +159,12 @@ def _adam_dispatch(device: torch.device) -> dict[str, bool]:
         return {"foreach": True}
 
 
+def _unique(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``params`` with each tensor once (a tied parameter appears in several networks), in order."""
+    seen: set[int] = set()
+    return [p for p in params if not (id(p) in seen or seen.add(id(p)))]
+
+
 def _detached(tree: Any) -> Any:
     if isinstance(tree, dict):
         return {k: _detached(v) for k, v in tree.items()}
@@ -167,6 +193,14 @@ class SACConfig:
     diagnostics_every: int = 10  # aggregator diagnostics and the update's metrics every n updates (1: every one)
     compile: bool = False  # torch.compile the task-batched loss functions (per_task_grads=batched)
     reference_update: bool = False  # the update as it was before the fixed-cost work (issue 14): tests, benchmarks
+    log_std: str = "tanh"  # tanh (facebookresearch/mtrl) | clamp (Stable-Baselines3): losses.policy_one
+    # SM and CARE as facebookresearch/mtrl trains them (docs/reference-sm-care.md); the defaults keep mtrl's own
+    encoder_tau: float | None = None  # Polyak rate of the target critic's encoder (sm: obs encoder; care: experts
+    # and attention); None: tau. Reference: encoder_tau=0.05
+    target_task_encoder: str = "target"  # target (a lagging copy in the target critic) | online (the reference)
+    actor_attention: str = "train"  # care: train | frozen (the reference's actor optimiser holds actor.model only)
+    encoders: str = "separate"  # separate (actor, Q1, Q2 each their own) | reference (one critic encoder and task
+    # encoder shared by Q1 and Q2, tied into the actor and trained by the critic loss only)
 
 
 @dataclass
@@ -218,12 +252,17 @@ class MultiTaskSAC:
             raise ValueError("agent.aggregate_on: alpha needs agent.alpha=shared (per-task α have no shared gradient)")
         if cfg.init not in INITS:
             raise ValueError(f"agent.init must be one of {', '.join(INITS)}, got {cfg.init!r}")
+        self._check_reference_options(cfg)
         net = dict(obs_dim=obs_dim, num_tasks=num_tasks, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers,
                    init=cfg.init, task_id_dims=cfg.task_id_dims, task_names=tuple(cfg.task_names))  # fmt: skip
         self.actor = make_network(cfg.arch, NetSpec(obs_dim, 2 * act_dim, **net)).to(self.device)
         self.q1 = make_network(cfg.arch, NetSpec(obs_dim + act_dim, 1, **net)).to(self.device)
         self.q2 = make_network(cfg.arch, NetSpec(obs_dim + act_dim, 1, **net)).to(self.device)
-        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
+        self._group = getattr(self.q1, "param_group", lambda key: "trunk")  # MLPs: everything is trunk
+        if cfg.encoders == "reference":
+            self._tie()
+        # one deepcopy of both: parameters Q2 shares with Q1 stay shared in the targets
+        self.q1_target, self.q2_target = copy.deepcopy((self.q1, self.q2))
         for p in [*self.q1_target.parameters(), *self.q2_target.parameters()]:
             p.requires_grad_(False)
         n_alpha = num_tasks if cfg.alpha == "per_task" else 1
@@ -233,36 +272,148 @@ class MultiTaskSAC:
         # Adam's fused kernel (one call for all tensors; the per-tensor loop's arithmetic up to rounding), else its
         # multi-tensor (foreach) form; the reference update keeps torch's default
         self._adam = {} if cfg.reference_update else _adam_dispatch(self.device)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, **self._adam)
-        self.critic_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.lr, **self._adam)
+        # what each optimiser holds (each parameter once): the actor's own parameters (not those tied to the
+        # critic's, nor a frozen attention); the critic's, less the shared task encoder under encoders=reference,
+        # which has its own optimiser stepped after the actor (the reference's task_encoder_optimizer, whose
+        # step comes last in Agent.update)
+        q_ids = {id(p) for p in self.q1.parameters()}
+        frozen = {id(p) for k, p in self._named(self.actor) if cfg.actor_attention == "frozen"
+                  and self._group(k) == "attention"}  # fmt: skip
+        actor_params = [p for _, p in self._named(self.actor) if id(p) not in q_ids | frozen]
+        te_params = [p for k, p in self._named(self.q1) if self._group(k) == "task_encoder"] \
+            if cfg.encoders == "reference" else []  # fmt: skip
+        te_ids = {id(p) for p in te_params}
+        critic_params = _unique([p for q in (self.q1, self.q2) for _, p in self._named(q) if id(p) not in te_ids])
+        self.actor_opt = torch.optim.Adam(actor_params, lr=cfg.lr, **self._adam)
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr, **self._adam)
+        self.task_encoder_opt = torch.optim.Adam(te_params, lr=cfg.lr, **self._adam) if te_params else None
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, **self._adam)
         self.aggregators = {k: v for k, v in aggregators.items() if k in cfg.aggregate_on}
         self.n_actor, self.n_critic = self.actor.forward_one, self.q1.forward_one  # pure: (shared, task, x)
+        # the actor's views: its trained parameters; what it reads without training it (the critic's tied encoders,
+        # a frozen attention) enters its forward as detached views (the same storage: they follow every step)
+        a_own = [{k: v for k, v in getattr(self.actor, d).items() if id(v) not in q_ids | frozen}
+                 for d in ("shared", "task")]  # fmt: skip
+        fixed = [{k: v.detach() for k, v in getattr(self.actor, d).items() if k not in own}
+                 for d, own in zip(("shared", "task"), a_own)]  # fmt: skip
         # task-batched forwards ([K, B, in] -> [K, B, out]): plain shared parameters, or expanded to one view per task
         # (the per-task gradients of the shared parameters are then the gradients of those views)
-        self.b_actor, self.b_actor_x = self._batched(self.actor)
+        self.b_actor, self.b_actor_x = self._batched(self.actor, *fixed)
         self.b_critic, self.b_critic_x = self._batched(self.q1)
-        self._polyak = ([*self.q1_target.parameters(), *self.q2_target.parameters()],
-                        [*self.q1.parameters(), *self.q2.parameters()])  # fmt: skip
+        self._polyak = self._polyak_groups()
         self._critic_losses, self._actor_losses = L.critic_losses_all, L.actor_losses_all
-        self._views = {"actor": (dict(self.actor.shared), dict(self.actor.task))}
-        for key, (a, b) in (("critic", (self.q1, self.q2)), ("target", (self.q1_target, self.q2_target))):
-            self._views[key] = ({"q1": dict(a.shared), "q2": dict(b.shared)}, {"q1": dict(a.task), "q2": dict(b.task)})
+        self._views = {"actor": (a_own[0], a_own[1]), "critic": self._q_views(self.q1, self.q2),
+                       "target": self._q_views(self.q1_target, self.q2_target, online=(self.q1, self.q2))}  # fmt: skip
         if cfg.compile and not cfg.reference_update:
             self._critic_losses = torch.compile(L.critic_losses_all)  # dynamic shapes after a change of B
             self._actor_losses = torch.compile(L.actor_losses_all)
+        # agent.log_std: every policy evaluation (acting, the target, the actor loss) squashes log σ the same way
+        self._policy_one = functools.partial(policy_one, log_std=cfg.log_std)
+        self._actor_loss_one = functools.partial(actor_loss_one, log_std=cfg.log_std)
+        self._actor_losses = functools.partial(self._actor_losses, log_std=cfg.log_std)
         self.n_updates = 0
         self.n_skipped = {"critic": 0, "actor": 0, "alpha": 0}
         self._reads_gradients: set[str] = set()  # losses whose method read G (see _gradient_free_step)
 
+    # ------------------------------------------------------------------ SM / CARE as the reference trains them
     @staticmethod
-    def _batched(net: torch.nn.Module):
+    def _check_reference_options(cfg: SACConfig) -> None:
+        """One clear ``ValueError`` for a bad value of the reference-training options (docs/reference-sm-care.md)."""
+        for key, value, valid in (("encoders", cfg.encoders, ENCODERS), ("log_std", cfg.log_std, L.LOG_STDS),
+                                  ("target_task_encoder", cfg.target_task_encoder, TARGET_TASK_ENCODERS),
+                                  ("actor_attention", cfg.actor_attention, ACTOR_ATTENTIONS)):  # fmt: skip
+            if value not in valid:
+                raise ValueError(f"agent.{key} must be one of {', '.join(valid)}, got {value!r}")
+        if cfg.encoder_tau is not None and not 0 < float(cfg.encoder_tau) <= 1:
+            raise ValueError(f"agent.encoder_tau must be null or in (0, 1], got {cfg.encoder_tau!r}")
+        if cfg.encoders == "reference" and cfg.arch not in ("sm", "care"):
+            raise ValueError(f"agent.encoders=reference needs agent.arch=sm or care (got {cfg.arch}: no encoders)")
+        if cfg.actor_attention == "frozen" and cfg.arch != "care":
+            raise ValueError(f"agent.actor_attention=frozen needs agent.arch=care (got {cfg.arch}: no attention)")
+        actor_reads_fixed = cfg.encoders == "reference" or cfg.actor_attention == "frozen"
+        if actor_reads_fixed and cfg.per_task_grads != "batched":
+            raise ValueError("agent.encoders=reference and agent.actor_attention=frozen need "
+                             f"agent.per_task_grads=batched (got {cfg.per_task_grads})")  # fmt: skip
+        changed = (cfg.encoders, cfg.target_task_encoder, cfg.actor_attention) != ("separate", "target", "train")
+        if cfg.reference_update and (changed or cfg.encoder_tau is not None):
+            raise ValueError("agent.reference_update (the pre-issue-14 update) runs with the default encoder options")
+
+    @staticmethod
+    def _named(net: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+        """``(key, parameter)`` of a network's ``shared`` then ``task`` dict (keys without the dict's name)."""
+        return [*net.shared.items(), *net.task.items()]
+
+    def _tie(self) -> None:
+        """``agent.encoders=reference``: Q2's encoder, attention and task encoder become Q1's (one ``critic.encoder``,
+        one task encoder); the actor's encoder (sm) or experts (care) and its task encoder become Q1's too (the
+        reference ties them: ``Actor.encoder.copy_conv_weights_from``; one ``TaskEncoder``)."""
+        for net, groups in ((self.q2, TIED_Q), (self.actor, TIED_ACTOR)):
+            for d in ("shared", "task"):
+                own, src = getattr(net, d), getattr(self.q1, d)
+                for k in list(own.keys()):
+                    if self._group(k) in groups:
+                        own[k] = src[k]
+
+    def _q_views(self, q1: torch.nn.Module, q2: torch.nn.Module, online: tuple | None = None) -> tuple[dict, dict]:
+        """The critic's (or target critic's) parameter views ``({"q1", "q2"[, "enc"]}, same for task)``: each
+        parameter once; what Q2 shares with Q1 (encoders=reference) under ``"enc"``. For the target with
+        ``agent.target_task_encoder=online``, the task-encoder entries are the online critic's (the reference feeds
+        the target critic the online task encoding: ``Agent.update`` computes one ``task_info`` for both)."""
+        views: tuple[dict, dict] = ({}, {})
+        for i, d in enumerate(("shared", "task")):
+            a, b = dict(getattr(q1, d)), dict(getattr(q2, d))
+            if online is not None and self.cfg.target_task_encoder == "online":
+                oa, ob = dict(getattr(online[0], d)), dict(getattr(online[1], d))
+                a = {k: oa[k] if self._group(k) == "task_encoder" else v for k, v in a.items()}
+                b = {k: ob[k] if self._group(k) == "task_encoder" else v for k, v in b.items()}
+            if self.cfg.encoders == "reference":
+                views[i]["enc"] = {k: v for k, v in a.items() if self._group(k) in TIED_Q}
+                a = {k: v for k, v in a.items() if self._group(k) not in TIED_Q}
+                b = {k: v for k, v in b.items() if self._group(k) not in TIED_Q}
+            views[i]["q1"], views[i]["q2"] = a, b
+        return views
+
+    def _polyak_groups(self) -> list[tuple[list[torch.Tensor], list[torch.Tensor], float]]:
+        """``[(targets, sources, rate)]`` of the Polyak step, each target parameter once: the encoder groups at
+        ``agent.encoder_tau`` (when set), the rest at ``agent.tau``; none of the target's task encoder when the
+        target reads the online one."""
+        cfg, seen = self.cfg, set()
+        groups: dict[float, tuple[list, list]] = {}
+        for tgt, src in ((self.q1_target, self.q1), (self.q2_target, self.q2)):
+            src_p = dict(self._named(src))
+            for k, pt in self._named(tgt):
+                g = self._group(k)
+                if id(pt) in seen or (cfg.target_task_encoder == "online" and g == "task_encoder"):
+                    continue
+                seen.add(id(pt))
+                rate = float(cfg.encoder_tau) if cfg.encoder_tau is not None and g in ENCODER_GROUPS else cfg.tau
+                groups.setdefault(rate, ([], []))
+                groups[rate][0].append(pt)
+                groups[rate][1].append(src_p[k])
+        return [(t, s, r) for r, (t, s) in groups.items()]
+
+    @staticmethod
+    def _batched(net: torch.nn.Module, fixed_sh: dict | None = None, fixed_tk: dict | None = None):
         """``(forward on plain shared params, forward on per-task expanded shared params)``, both task-batched: the
         architecture's own ``forward_all`` where it has one (the MLPs: batched matmuls), else ``vmap`` of its
-        ``forward_one`` (shared parameters unbatched, or batched along their expanded task axis)."""
+        ``forward_one`` (shared parameters unbatched, or batched along their expanded task axis).
+
+        ``fixed_sh``/``fixed_tk``: parameters the network reads but is not trained on (detached views, the actor's
+        under ``agent.encoders=reference`` or a frozen attention), merged into what it is given."""
+        if not fixed_sh and not fixed_tk:
+            if hasattr(net, "forward_all"):
+                return net.forward_all, net.forward_all
+            return vmap(net.forward_one, in_dims=(None, 0, 0)), vmap(net.forward_one, in_dims=(0, 0, 0))
+        fsh, ftk = fixed_sh or {}, fixed_tk or {}
         if hasattr(net, "forward_all"):
-            return net.forward_all, net.forward_all
-        return vmap(net.forward_one, in_dims=(None, 0, 0)), vmap(net.forward_one, in_dims=(0, 0, 0))
+            fn = lambda sh, tk, x: net.forward_all({**fsh, **sh}, {**ftk, **tk}, x)  # noqa: E731
+            return fn, fn
+
+        def one(sh, tk, x, f_sh, f_tk):
+            return net.forward_one({**f_sh, **sh}, {**f_tk, **tk}, x)
+
+        plain, expanded = (vmap(one, in_dims=(d, 0, 0, None, 0)) for d in (None, 0))
+        return (lambda sh, tk, x: plain(sh, tk, x, fsh, ftk)), (lambda sh, tk, x: expanded(sh, tk, x, fsh, ftk))
 
     # ------------------------------------------------------------------ parameter views
     def _critic_params(self, target: bool = False) -> tuple[dict, dict]:
@@ -291,10 +442,10 @@ class MultiTaskSAC:
             noise = torch.randn((self.K, 1, self.act_dim), generator=generator).to(self.device)
         a_sh, a_tk = self._actor_params()
         if self.cfg.reference_update:
-            action, _, mean_action = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, x, noise,
+            action, _, mean_action = vmap(self._policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, x, noise,
                                                                                      self.n_actor)  # fmt: skip
         else:  # the same function on the task-batched actor
-            action, _, mean_action = policy_one(a_sh, a_tk, x, noise, self.b_actor)
+            action, _, mean_action = self._policy_one(a_sh, a_tk, x, noise, self.b_actor)
         out = mean_action if deterministic else action
         return out.reshape(self.K, self.act_dim).cpu().numpy()
 
@@ -332,10 +483,10 @@ class MultiTaskSAC:
             G, g_tk, losses = self._batched_grads(losses, _leaves(a_x), _leaves(a_tk))
             return G, g_tk, losses, logp
         if self.cfg.per_task_grads == "vmap":
-            fn = vmap(grad_and_value(actor_loss_one, argnums=(0, 1), has_aux=True), in_dims=dims)
+            fn = vmap(grad_and_value(self._actor_loss_one, argnums=(0, 1), has_aux=True), in_dims=dims)
             (g_sh, g_tk), (losses, logp) = fn(*args)
             return self._stack(_leaves(g_sh)), _leaves(g_tk), losses.detach(), logp
-        losses, logp = vmap(actor_loss_one, in_dims=dims)(*args)
+        losses, logp = vmap(self._actor_loss_one, in_dims=dims)(*args)
         G, g_tk, losses = self._loop(losses, _leaves(a_sh), _leaves(a_tk))
         return G, g_tk, losses, logp.detach()
 
@@ -474,11 +625,11 @@ class MultiTaskSAC:
         a_sh, a_tk = self._actor_params()
         t_sh, t_tk = self._critic_params(target=True)
         if self.cfg.reference_update:
-            next_a, next_logp, _ = vmap(policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, next_obs, noise,
+            next_a, next_logp, _ = vmap(self._policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, next_obs, noise,
                                                                                    self.n_actor)  # fmt: skip
             tq1, tq2 = vmap(twin_q_one, in_dims=(None, 0, 0, 0, None))(t_sh, t_tk, next_obs, next_a, self.n_critic)
         else:  # the same functions on the task-batched networks
-            next_a, next_logp, _ = policy_one(a_sh, a_tk, next_obs, noise, self.b_actor)
+            next_a, next_logp, _ = self._policy_one(a_sh, a_tk, next_obs, noise, self.b_actor)
             tq1, tq2 = twin_q_one(t_sh, t_tk, next_obs, next_a, self.b_critic)
         soft_q = torch.minimum(tq1, tq2) - alpha[:, None] * next_logp
         return reward + self.cfg.gamma * (1.0 - terminated) * soft_q
@@ -506,6 +657,7 @@ class MultiTaskSAC:
         noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
         target = self.critic_target(rew, next_obs, term, noise, alpha)
         c_sh, c_tk = self._critic_params()
+        critic_skips = self.n_skipped["critic"]
         closs, aggregated = None, "critic" in self.aggregators and bool(c_sh["q1"])
         if aggregated and self._gradient_free("critic", diag):  # None: the method reads G
             losses = self._critic_losses(c_sh, c_tk, obs, act, target, self.b_critic, weight)
@@ -553,9 +705,17 @@ class MultiTaskSAC:
                              for i in range(K)])  # fmt: skip
             self._apply("alpha", self.alpha_opt, [self.log_alpha], [], G, [], alpha_losses.detach(), info, full=diag)
 
+        # --- the shared task encoder (encoders=reference): the critic loss's gradient, set with the critic's, applied
+        # after the actor has read the encoding it had before (the reference's update_task_encoder comes last)
+        if self.task_encoder_opt is not None:
+            if self.n_skipped["critic"] == critic_skips:
+                self.task_encoder_opt.step()
+            self.task_encoder_opt.zero_grad(set_to_none=True)
+
         # --- targets (Polyak)
         with torch.no_grad():
-            torch._foreach_lerp_(self._polyak[0], self._polyak[1], cfg.tau)
+            for targets, sources, rate in self._polyak:
+                torch._foreach_lerp_(targets, sources, rate)
 
         # --- after-step hooks (only of methods that have one: the base hook does nothing)
         self._step_aggregators(info, closs, aloss, alpha_losses, obs, act, target, noise, alpha, weight, logp)
@@ -651,14 +811,15 @@ class MultiTaskSAC:
             if name == "critic":
                 return L.critic_losses_all(c_sh, c_tk, obs, act, target, self.b_critic, weight)
             a_sh, a_tk = self._actor_params()
-            return L.actor_losses_all(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.b_actor, self.b_critic, weight)[0]
+            return L.actor_losses_all(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.b_actor, self.b_critic, weight,
+                                      log_std=self.cfg.log_std)[0]  # fmt: skip
         wdim = None if weight is None else 0
         if name == "critic":
             return vmap(critic_loss_one, in_dims=(None, 0, 0, 0, 0, None, wdim))(c_sh, c_tk, obs, act, target,
                                                                                  self.n_critic, weight)  # fmt: skip
         a_sh, a_tk = self._actor_params()
         dims = (None, 0, None, 0, 0, 0, 0, None, None, wdim)
-        return vmap(actor_loss_one, in_dims=dims)(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor,
+        return vmap(self._actor_loss_one, in_dims=dims)(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor,
                                                   self.n_critic, weight)[0]  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
@@ -680,6 +841,7 @@ class MultiTaskSAC:
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
+            **({"task_encoder_opt": self.task_encoder_opt.state_dict()} if self.task_encoder_opt else {}),
             "aggregators": {k: a.state_dict() for k, a in self.aggregators.items()},
             "n_updates": self.n_updates,
             "n_skipped": dict(self.n_skipped),
@@ -696,7 +858,11 @@ class MultiTaskSAC:
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
-        for opt in (self.actor_opt, self.critic_opt, self.alpha_opt):  # a checkpoint's groups carry its dispatch
+        opts = [self.actor_opt, self.critic_opt, self.alpha_opt]
+        if self.task_encoder_opt is not None:
+            self.task_encoder_opt.load_state_dict(state["task_encoder_opt"])
+            opts.append(self.task_encoder_opt)
+        for opt in opts:  # a checkpoint's groups carry its dispatch
             for group in opt.param_groups:
                 group["fused"], group["foreach"] = self._adam.get("fused"), self._adam.get("foreach")
                 for p in group["params"]:  # fused Adam keeps its step count on the parameter's device

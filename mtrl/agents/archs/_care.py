@@ -102,6 +102,19 @@ class CareNet(nn.Module):
         self.n_trunk = add_mlp(self.shared, "trunk", [trunk_in] + [spec.hidden_dim] * spec.num_layers + [spec.out_dim],
                                init)  # fmt: skip
 
+    @staticmethod
+    def param_group(key: str) -> str:
+        """Which reference component parameter ``key`` belongs to (``agent.encoders``, ``agent.encoder_tau``,
+        ``agent.target_task_encoder``, ``agent.actor_attention``; :mod:`mtrl.agents.sac`): ``task_encoder`` (the
+        context encoder ``W_1``, ``W_2``, ``MLP_te``: the reference's ``TaskEncoder``), ``encoder`` (the experts:
+        ``MixtureofExpertsEncoder.moe``), ``attention`` (``MixtureofExpertsEncoder.selection_network``) or
+        ``trunk`` (the policy / Q MLP: ``actor.model``, ``QFunction``)."""
+        if key.startswith(("proj", "te")):
+            return "task_encoder"
+        if key.startswith("exp"):
+            return "encoder"
+        return "attention" if key.startswith("att") else "trunk"
+
     def context(self, shared: Params, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z [B, 50], attention weights [B, k])`` for the tasks named by the one-hot ids in ``x``."""
         _, one_hot, _ = split_obs(x, self.spec)

@@ -77,6 +77,17 @@ class SoftModularNet(nn.Module):
         for l in range(self.L):
             add_linear(self.shared, f"mod{l}", dims[l], dims[l + 1], init, lead=(E,))
 
+    @staticmethod
+    def param_group(key: str) -> str:
+        """Which reference component parameter ``key`` belongs to (``agent.encoders``, ``agent.encoder_tau``,
+        ``agent.target_task_encoder``; :mod:`mtrl.agents.sac`): ``task_encoder`` (the embedding and ``MLP_te``:
+        the reference's ``TaskEncoder``), ``encoder`` (the observation encoder: the critic's ``encoder``,
+        ``FeedForwardEncoder``) or ``trunk`` (the projection, routing network and modules: the ``QFunction`` /
+        ``actor.model``)."""
+        if key == "emb" or key.startswith("te"):
+            return "task_encoder"
+        return "encoder" if key.startswith("enc") else "trunk"
+
     def routing(self, shared: Params, task: Params, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``(h, [P_0, ..., P_{L-2}])``: the trunk's input features ``[B, 50]`` and the routing weights, each
         ``[B, E, E]`` with rows on the simplex."""
