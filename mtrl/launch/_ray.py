@@ -2,7 +2,8 @@
 process; a task whose node dies is retried on the nodes that remain and resumes from its checkpoint.
 
 How a run survives the loss of its node: the task is retried by Ray (``max_retries``; Ray retries system failures
-such as a dead node or worker, not a run's own error). The training process of the lost attempt gets SIGTERM when
+such as a dead node or worker, and a training process stopped by a signal, :class:`LostAttempt`; not a run's own
+error). The training process of the lost attempt gets SIGTERM when
 its Ray worker dies (Linux ``PR_SET_PDEATHSIG``) and writes a checkpoint if it can; the retry waits until that
 process has let go of the run directory's lock, then runs ``mtrl.train <overrides> hydra.run.dir=<run_dir>
 resume=true``, which continues from the newest checkpoint: same ``eval.jsonl`` (each step once), ``train.log``
@@ -18,10 +19,11 @@ Options (``launch(jobs, "ray", options)``): ``address`` (an existing cluster: ``
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 from mtrl.launch import Job
-from mtrl.launch._common import LaunchError, describe_exit, start, wait_for_lock
+from mtrl.launch._common import STOP_SIGNAL, LaunchError, describe_exit, start, wait_for_lock
 
 DEFAULTS: dict[str, Any] = {
     "address": None, "num_cpus": 1, "num_gpus": 0, "max_retries": 3, "local_cpus": None, "node_ip_address": None,
@@ -29,9 +31,17 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
+class LostAttempt(RuntimeError):
+    """The training process was stopped by a signal (its node or worker going away; SIGTERM after a checkpoint):
+    the attempt is lost, not the run, so Ray retries it and the retry resumes. Whether the Ray worker or its child
+    dies first when a node is removed is a race; without this a child killed first (SIGHUP, SIGTERM) read as the
+    run's own failure and was not retried."""
+
+
 def run_job(job: Job, python: str | None, lock_wait_s: float, cpus: float | None = None) -> str:
     """One attempt of ``job`` (the body of the Ray task): wait for a lost attempt to let go of the run directory,
-    run ``mtrl.train`` to the end; raise (without retry) if the run itself fails."""
+    run ``mtrl.train`` to the end; raise :class:`LostAttempt` (retried) if a signal stopped it, RuntimeError (not
+    retried) if the run itself failed."""
     wait_for_lock(job.run_dir, lock_wait_s)
     proc = start(job, python, cpus)
     try:
@@ -40,6 +50,8 @@ def run_job(job: Job, python: str | None, lock_wait_s: float, cpus: float | None
         proc.terminate()
         proc.wait()
         raise
+    if rc < 0 or rc in (128 + signal.SIGTERM, 128 + signal.SIGHUP, 128 + STOP_SIGNAL):
+        raise LostAttempt(describe_exit(job, rc))
     if rc != 0:
         raise RuntimeError(describe_exit(job, rc))
     return str(job.run_dir)
@@ -88,7 +100,7 @@ def launch(jobs: list[Job], options: dict[str, Any]) -> None:
         raise LaunchError(f"cannot reach the Ray cluster at {opts['address']}: {str(err).splitlines()[0]}") from None
     try:
         task = ray.remote(num_cpus=float(opts["num_cpus"]), num_gpus=float(opts["num_gpus"]),
-                          max_retries=int(opts["max_retries"]), retry_exceptions=False)(run_job)  # fmt: skip
+                          max_retries=int(opts["max_retries"]), retry_exceptions=[LostAttempt])(run_job)  # fmt: skip
         cpus = float(opts["num_cpus"])
         refs = {task.remote(job, opts["python"], float(opts["lock_wait_s"]), cpus): job for job in jobs}
         print(f"mtrl: {len(jobs)} run(s) submitted to Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)",
