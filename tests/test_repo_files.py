@@ -19,9 +19,6 @@ ALLOWED = {
     # nothing is downloaded at run time (mtrl/agents/data/SOURCE.md)
     "mtrl/agents/data/roberta_small_metaworld-mt50.json",
 }
-# The five SAC checkpoints of the parity runs are being removed from the tree by issue 24 (in parallel with this
-# test). Until that lands, they alone make this test an expected failure; delete this clause once they are gone.
-PENDING_REMOVAL = "benchmarks/results/peers/parity/"
 
 
 def _tracked() -> list[str]:
@@ -35,8 +32,6 @@ def _tracked() -> list[str]:
 def test_no_tracked_file_over_1_mb_outside_the_allow_list() -> None:
     big = sorted(p for p in _tracked() if (ROOT / p).is_file() and (ROOT / p).stat().st_size > LIMIT)
     offenders = [p for p in big if p not in ALLOWED]
-    if offenders and all(p.startswith(PENDING_REMOVAL) and p.endswith(".pt") for p in offenders):
-        pytest.xfail(f"{len(offenders)} parity checkpoint(s) still tracked (issue 24 removes them)")
     assert not offenders, (f"tracked files over {LIMIT} bytes not on the allow-list (keep results as jsonl/CSV/"
                            f"Markdown/figures; justify anything else in ALLOWED): {offenders}")  # fmt: skip
 
