@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from mtrl.launch import Job
 
@@ -26,6 +27,15 @@ STOP_SIGNAL = signal.SIGUSR2
 
 class LaunchError(RuntimeError):
     """A launch that cannot go ahead (no scheduler, a wrong partition or account); its message is one line."""
+
+
+def resolve_options(engine: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``options`` over the engine's ``defaults`` (a ``None`` value keeps the default); an unknown option is one
+    line naming the valid ones."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise LaunchError(f"unknown {engine} option(s) {', '.join(unknown)}; valid: {', '.join(defaults)}")
+    return {**defaults, **{k: v for k, v in options.items() if v is not None}}
 
 
 def command(job: Job, python: str | None = None) -> list[str]:

@@ -23,7 +23,7 @@ import signal
 from typing import Any
 
 from mtrl.launch import Job
-from mtrl.launch._common import STOP_SIGNAL, LaunchError, describe_exit, start, wait_for_lock
+from mtrl.launch._common import STOP_SIGNAL, LaunchError, describe_exit, resolve_options, start, wait_for_lock
 
 DEFAULTS: dict[str, Any] = {
     "address": None, "num_cpus": 1, "num_gpus": 0, "max_retries": 3, "local_cpus": None, "node_ip_address": None,
@@ -74,10 +74,7 @@ def _keep_loopback(address: str) -> None:
 def launch(jobs: list[Job], options: dict[str, Any]) -> None:
     """Run ``jobs`` as Ray tasks (see the module docstring for ``options``) and wait for all of them; raise one
     :class:`LaunchError` naming every job that failed."""
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise LaunchError(f"unknown Ray option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULTS)}")
-    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    opts = resolve_options("Ray", options, DEFAULTS)
     if not jobs:
         return
     try:

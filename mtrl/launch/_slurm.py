@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from mtrl.launch import Job
-from mtrl.launch._common import LaunchError, describe_exit, start, stop, wait_for_lock
+from mtrl.launch._common import LaunchError, describe_exit, resolve_options, start, stop, wait_for_lock
 
 DEFAULTS: dict[str, Any] = {
     "partition": None, "account": None, "qos": None, "timeout_min": 2880, "cpus_per_task": 4, "gpus": 0,
@@ -141,10 +141,7 @@ def _parameters(options: dict[str, Any]) -> dict[str, Any]:
 def launch(jobs: list[Job], options: dict[str, Any]) -> None:
     """Submit ``jobs`` as one Slurm job array (see the module docstring for ``options``); print one line per job
     (``<array id>_<index> <name> <run dir>``); with ``wait``, block until every job ends and raise if any failed."""
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise LaunchError(f"unknown Slurm option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULTS)}")
-    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    opts = resolve_options("Slurm", options, DEFAULTS)
     if not jobs:
         return
     check_cluster(opts)
