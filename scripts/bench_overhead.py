@@ -16,8 +16,9 @@ update with ``Adam(fused=True)`` (what mtrl now uses), a second, stricter refere
 gradients of the shared trunk going through the aggregator (critic and actor, ``agent.aggregate_on`` default), with
 the agent's defaults (``agent.diagnostics_every``); ``--diagnostics-every`` overrides it, and a comma-separated list
 (e.g. ``1,10,100``) times one agent per value and method (rows ``<method>/<n>``): how the default was chosen.
-``--with-reference`` adds each method's update as it was before the fixed-cost work (``agent.reference_update=true``,
-rows ``<method>/ref``): before and after, measured in the same run. ``--with-diagnostics-file`` adds, per method,
+``--with-reference`` adds each method's update as it was before the fixed-cost work (the test oracle
+``tests/_reference_update.py``, run from a checkout; rows ``<method>/ref``): before and after, measured in the same
+run. ``--with-diagnostics-file`` adds, per method,
 the update followed by what the training loop does with its result (``RunLogger.add_update`` on a diagnostic
 update, a window write every 50 updates; rows ``<method>/log``: without the raw diagnostics file, as before issue
 22) and the same with the raw file (``logger.diagnostics_file=true``, rows ``<method>/raw``, written to a temp dir):
@@ -145,14 +146,18 @@ def make_mtrl(method: str, size: dict, device: torch.device, args: argparse.Name
               every: int | None = None, reference: bool = False) -> MultiTaskSAC:  # fmt: skip
     torch.manual_seed(0)
     kw = {} if every is None else {"diagnostics_every": every}
-    if reference:
-        kw = {"reference_update": True}
+    cls = MultiTaskSAC
+    if reference:  # the test oracle lives in the tests (one update path in the product)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests._reference_update import ReferenceSAC
+
+        kw, cls = {}, ReferenceSAC
     cfg = SACConfig(hidden_dim=size["hidden"], num_layers=size["layers"], compile=args.compile, **kw)
     aggs = {}
     for i, loss in enumerate(cfg.aggregate_on):
         aggs[loss] = make_aggregator(method)
         aggs[loss].seed(i)
-    return MultiTaskSAC(OBS + size["tasks"], ACT, size["tasks"], cfg, aggs, device=device)
+    return cls(OBS + size["tasks"], ACT, size["tasks"], cfg, aggs, device=device)
 
 
 class _Logged:
@@ -248,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     diag_help = "agent.diagnostics_every (default: agent's), or a comma-separated list of values to compare"
     p.add_argument("--diagnostics-every", default=None, help=diag_help)
     p.add_argument("--compile", action="store_true", help="agent.compile=true")
-    p.add_argument("--with-reference", action="store_true", help="also time agent.reference_update=true (before)")
+    p.add_argument("--with-reference", action="store_true", help="also time the update as it was before issue 14 "
+                   "(tests/_reference_update.py)")
     p.add_argument("--with-diagnostics-file", action="store_true",
                    help="also time update + logging without (<m>/log) and with (<m>/raw) the raw diagnostics file")
     p.add_argument("--out", default="benchmarks/results/bench_overhead.txt")

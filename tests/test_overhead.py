@@ -1,6 +1,7 @@
 """Issue 14 (RL): the optimised SAC update (task-batched per-task gradients, plain backward without an aggregator,
 diagnostics every n updates, fused Adam, ...) gives the parameters of the update as it was before
-(``agent.reference_update=true``) for every method of ``scripts/bench_overhead.py``; ``train.torch_threads=auto``."""
+(``tests/_reference_update.py``, a test oracle) for every method of ``scripts/bench_overhead.py``;
+``train.torch_threads=auto``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from omegaconf import OmegaConf
 from mtrl import _threads
 from mtrl.agents import MultiTaskSAC, SACConfig
 from mtrl.aggregators import AGGREGATORS, make_aggregator
+from tests._reference_update import ReferenceSAC
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,14 +29,15 @@ METHODS = ("ls", "imgrad", "cagrad", "pcgrad", "nashmtl", "famo")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _agent(method: str, seed: int = 0, **kw) -> MultiTaskSAC:
+def _agent(method: str, seed: int = 0, reference: bool = False, **kw) -> MultiTaskSAC:
+    """mtrl's agent, or (``reference``) the oracle :class:`ReferenceSAC`, on the same initial weights."""
     torch.manual_seed(seed)
     cfg = SACConfig(hidden_dim=16, num_layers=2, **kw)
     aggs = {}
     for i, loss in enumerate(cfg.aggregate_on):
         aggs[loss] = make_aggregator(method)
         aggs[loss].seed(i)
-    return MultiTaskSAC(OBS, ACT, K, cfg, aggs)
+    return (ReferenceSAC if reference else MultiTaskSAC)(OBS, ACT, K, cfg, aggs)
 
 
 def _batch(t: int, weighted: bool = False) -> dict[str, torch.Tensor]:
@@ -111,7 +114,7 @@ def _assert_same_run(fast: MultiTaskSAC, ref: MultiTaskSAC, n: int, weighted: bo
 def test_optimised_update_equals_the_reference_update(method):
     """12 updates with ``diagnostics_every=5``: same parameters, targets, α, directions, logged statistics."""
     fast = _agent(method, diagnostics_every=5)
-    ref = _agent(method, reference_update=True)
+    ref = _agent(method, reference=True)
     _assert_same_run(fast, ref, 12, every=5)
     # between diagnostic updates, ls and famo (weights from the losses alone) never formed G; the others did
     assert fast._reads_gradients == (set() if method in ("ls", "famo") else {"critic", "actor"})
@@ -122,7 +125,7 @@ def test_optimised_update_equals_the_reference_update_other_methods(method):
     """Every other registered method and two compositions: one-hot weights (stl: zero weights, the second backward
     for the heads), random (rlw), loss-based with state (uw, dwa, igb), K-space solvers (mgda, imtl, imgrad_nash),
     methods that are no weighting (graddrop, moco) and wrappers (threshold, compositions: their full call)."""
-    _assert_same_run(_agent(method, diagnostics_every=4), _agent(method, reference_update=True), 9, every=4)
+    _assert_same_run(_agent(method, diagnostics_every=4), _agent(method, reference=True), 9, every=4)
 
 
 @pytest.mark.parametrize("method", ["ls", "imgrad", "famo"])
@@ -130,7 +133,7 @@ def test_nan_between_diagnostic_updates_skips_like_the_reference(method):
     """A NaN reward at a non-diagnostic update: the critic step is skipped and counted as in the reference, the
     method's state is untouched, later updates equal the reference's."""
     fast = _agent(method, diagnostics_every=4)
-    ref = _agent(method, reference_update=True)
+    ref = _agent(method, reference=True)
     gen_f, gen_r = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for t in range(7):
         b = _batch(t)
@@ -162,20 +165,20 @@ def test_nan_between_diagnostic_updates_skips_like_the_reference(method):
 )
 def test_optimised_update_equals_the_reference_update_variants(method, kw, weighted):
     fast = _agent(method, diagnostics_every=3, **kw)
-    ref = _agent(method, reference_update=True, **kw)
+    ref = _agent(method, reference=True, **kw)
     _assert_same_run(fast, ref, 7, weighted=weighted, every=3)
 
 
 def test_the_comparison_can_fail():
     """The check above is not vacuous: a different seed (or a one-ulp different learning rate) is caught."""
     with pytest.raises(AssertionError):
-        _assert_same_run(_agent("imgrad", diagnostics_every=5), _agent("imgrad", seed=1, reference_update=True), 3)
+        _assert_same_run(_agent("imgrad", diagnostics_every=5), _agent("imgrad", seed=1, reference=True), 3)
     with pytest.raises(AssertionError):
-        _assert_same_run(_agent("ls", lr=3.1e-4), _agent("ls", reference_update=True), 5)
+        _assert_same_run(_agent("ls", lr=3.1e-4), _agent("ls", reference=True), 5)
 
 
 def test_acting_equals_the_reference():
-    fast, ref = _agent("ls"), _agent("ls", reference_update=True)
+    fast, ref = _agent("ls"), _agent("ls", reference=True)
     obs = _batch(0)["obs"][:, 0].numpy()
     for det in (True, False):
         a, b = (ag.act(obs, torch.Generator().manual_seed(4), deterministic=det) for ag in (fast, ref))
@@ -208,7 +211,7 @@ def test_checkpoint_round_trip_keeps_fused_adam_and_continues_identically():
         b.update(_batch(t), gen_b)
     for k, v in _tensors(a).items():
         assert torch.equal(v, _tensors(b)[k]), k
-    ref = _agent("cagrad", reference_update=True)  # a checkpoint of the reference (default Adam) loads too
+    ref = _agent("cagrad", reference=True)  # a checkpoint of the reference (default Adam) loads too
     ref.load_state_dict(copy.deepcopy(a.state_dict()))
     a.load_state_dict(copy.deepcopy(ref.state_dict()))
     _run(a, 1)

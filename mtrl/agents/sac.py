@@ -15,9 +15,9 @@ updates (default 10; nothing the update does depends on it, tested); between two
 weights do not read ``G`` (``ls``, the loss-based weightings) takes one plain backward of ``Σ_i w_i L_i`` and no
 per-task gradients are formed (:meth:`MultiTaskSAC._gradient_free_step`), and the others skip the statistics
 (:func:`lean_call`); a loss without an aggregator is one plain backward of its mean; Adam is fused (one kernel for
-all tensors), the Polyak step one ``foreach`` call. ``agent.reference_update=true`` keeps the update as it was before
-(what ``tests/test_overhead.py`` compares with, every method); ``agent.compile=true`` compiles the task-batched
-losses with ``torch.compile``.
+all tensors), the Polyak step one ``foreach`` call. ``tests/test_overhead.py`` compares it, for every method, with
+the update as it was before (``tests/_reference_update.py``, a test oracle); ``agent.compile=true`` compiles the
+task-batched losses with ``torch.compile``.
 
 Gradient routing for each of ``aggregate_on`` (``critic``, ``actor``, ``alpha``): the trunk gets the aggregator's
 direction (on the scale of the mean gradient ``g0 = mean_i g_i``); each per-task parameter (head) gets ``∇L_i / K``,
@@ -192,7 +192,6 @@ class SACConfig:
     task_id_dims: int = -1  # size of the one-hot task id at the end of the observation (-1: K; 0: none)
     diagnostics_every: int = 10  # aggregator diagnostics and the update's metrics every n updates (1: every one)
     compile: bool = False  # torch.compile the task-batched loss functions (per_task_grads=batched)
-    reference_update: bool = False  # the update as it was before the fixed-cost work (issue 14): tests, benchmarks
     log_std: str = "tanh"  # tanh (facebookresearch/mtrl) | clamp (Stable-Baselines3): losses.policy_one
     # SM and CARE as facebookresearch/mtrl trains them (docs/reference-sm-care.md); the defaults keep mtrl's own
     encoder_tau: float | None = None  # Polyak rate of the target critic's encoder (sm: obs encoder; care: experts
@@ -270,8 +269,8 @@ class MultiTaskSAC:
                                     requires_grad=True)  # fmt: skip
         self.target_entropy = -float(act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         # Adam's fused kernel (one call for all tensors; the per-tensor loop's arithmetic up to rounding), else its
-        # multi-tensor (foreach) form; the reference update keeps torch's default
-        self._adam = {} if cfg.reference_update else _adam_dispatch(self.device)
+        # multi-tensor (foreach) form
+        self._adam = _adam_dispatch(self.device)
         # what each optimiser holds (each parameter once): the actor's own parameters (not those tied to the
         # critic's, nor a frozen attention); the critic's, less the shared task encoder under encoders=reference,
         # which has its own optimiser stepped after the actor (the reference's task_encoder_optimizer, whose
@@ -304,7 +303,7 @@ class MultiTaskSAC:
         self._critic_losses, self._actor_losses = L.critic_losses_all, L.actor_losses_all
         self._views = {"actor": (a_own[0], a_own[1]), "critic": self._q_views(self.q1, self.q2),
                        "target": self._q_views(self.q1_target, self.q2_target, online=(self.q1, self.q2))}  # fmt: skip
-        if cfg.compile and not cfg.reference_update:
+        if cfg.compile:
             self._critic_losses = torch.compile(L.critic_losses_all)  # dynamic shapes after a change of B
             self._actor_losses = torch.compile(L.actor_losses_all)
         # agent.log_std: every policy evaluation (acting, the target, the actor loss) squashes log σ the same way
@@ -334,9 +333,6 @@ class MultiTaskSAC:
         if actor_reads_fixed and cfg.per_task_grads != "batched":
             raise ValueError("agent.encoders=reference and agent.actor_attention=frozen need "
                              f"agent.per_task_grads=batched (got {cfg.per_task_grads})")  # fmt: skip
-        changed = (cfg.encoders, cfg.target_task_encoder, cfg.actor_attention) != ("separate", "target", "train")
-        if cfg.reference_update and (changed or cfg.encoder_tau is not None):
-            raise ValueError("agent.reference_update (the pre-issue-14 update) runs with the default encoder options")
 
     @staticmethod
     def _named(net: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -417,15 +413,10 @@ class MultiTaskSAC:
 
     # ------------------------------------------------------------------ parameter views
     def _critic_params(self, target: bool = False) -> tuple[dict, dict]:
-        if not self.cfg.reference_update:  # the parameter objects never change (load_state_dict copies in place)
-            return self._views["target" if target else "critic"]
-        a, b = (self.q1_target, self.q2_target) if target else (self.q1, self.q2)
-        return {"q1": dict(a.shared), "q2": dict(b.shared)}, {"q1": dict(a.task), "q2": dict(b.task)}
+        return self._views["target" if target else "critic"]  # (load_state_dict copies in place: fixed objects)
 
     def _actor_params(self) -> tuple[dict, dict]:
-        if not self.cfg.reference_update:
-            return self._views["actor"]
-        return dict(self.actor.shared), dict(self.actor.task)
+        return self._views["actor"]
 
     def alphas(self) -> torch.Tensor:
         """Current temperature of each task, ``[K]`` (``α_i = exp(log α_i)``; one value repeated when shared)."""
@@ -441,11 +432,7 @@ class MultiTaskSAC:
         else:
             noise = torch.randn((self.K, 1, self.act_dim), generator=generator).to(self.device)
         a_sh, a_tk = self._actor_params()
-        if self.cfg.reference_update:
-            action, _, mean_action = vmap(self._policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, x, noise,
-                                                                                     self.n_actor)  # fmt: skip
-        else:  # the same function on the task-batched actor
-            action, _, mean_action = self._policy_one(a_sh, a_tk, x, noise, self.b_actor)
+        action, _, mean_action = self._policy_one(a_sh, a_tk, x, noise, self.b_actor)  # on the task-batched actor
         out = mean_action if deterministic else action
         return out.reshape(self.K, self.act_dim).cpu().numpy()
 
@@ -600,11 +587,9 @@ class MultiTaskSAC:
             else:
                 direction = G.mean(dim=0)
             offset = 0
-            copy = self.cfg.reference_update
             for p in shared:
                 n = p.numel()
-                g = direction[offset : offset + n].view_as(p).to(p.dtype)
-                p.grad = g.clone() if copy else g
+                p.grad = direction[offset : offset + n].view_as(p).to(p.dtype)  # a view (Adam never writes it)
                 offset += n
         for p, g in zip(task, g_task):
             p.grad = g / self.K
@@ -624,13 +609,8 @@ class MultiTaskSAC:
         """
         a_sh, a_tk = self._actor_params()
         t_sh, t_tk = self._critic_params(target=True)
-        if self.cfg.reference_update:
-            next_a, next_logp, _ = vmap(self._policy_one, in_dims=(None, 0, 0, 0, None))(a_sh, a_tk, next_obs, noise,
-                                                                                   self.n_actor)  # fmt: skip
-            tq1, tq2 = vmap(twin_q_one, in_dims=(None, 0, 0, 0, None))(t_sh, t_tk, next_obs, next_a, self.n_critic)
-        else:  # the same functions on the task-batched networks
-            next_a, next_logp, _ = self._policy_one(a_sh, a_tk, next_obs, noise, self.b_actor)
-            tq1, tq2 = twin_q_one(t_sh, t_tk, next_obs, next_a, self.b_critic)
+        next_a, next_logp, _ = self._policy_one(a_sh, a_tk, next_obs, noise, self.b_actor)  # task-batched networks
+        tq1, tq2 = twin_q_one(t_sh, t_tk, next_obs, next_a, self.b_critic)
         soft_q = torch.minimum(tq1, tq2) - alpha[:, None] * next_logp
         return reward + self.cfg.gamma * (1.0 - terminated) * soft_q
 
@@ -641,9 +621,7 @@ class MultiTaskSAC:
         Every ``agent.diagnostics_every``-th update (the first included) is a diagnostic one: the aggregators' full
         call (their statistics in ``info.results``) and the losses, α and metrics in ``info``; the others return
         only the results' ``skipped`` flags (no host synchronisation for metrics). The parameters after an update
-        do not depend on it. ``agent.reference_update=true``: the update as it was before issue 14 (tests)."""
-        if self.cfg.reference_update:
-            return self._update_reference(batch, generator)
+        do not depend on it."""
         cfg, K = self.cfg, self.K
         obs, act, rew = batch["obs"], batch["action"], batch["reward"]
         next_obs, term = batch["next_obs"], batch["terminated"]
@@ -728,58 +706,6 @@ class MultiTaskSAC:
             info.metrics.update(zip(("critic_loss", "actor_loss", "alpha_loss", "entropy"), m))
         return info
 
-    def _update_reference(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None) -> UpdateInfo:
-        """The update as it was before the fixed-cost work of issue 14 (every update a diagnostic one): what
-        ``tests/test_overhead.py`` compares :meth:`update` with."""
-        cfg, K = self.cfg, self.K
-        obs, act, rew = batch["obs"], batch["action"], batch["reward"]
-        next_obs, term = batch["next_obs"], batch["terminated"]
-        weight = batch.get("weight")
-        B = obs.shape[1]
-        info = UpdateInfo()
-        alpha = self.alphas()
-
-        # --- critic: y = r + γ (1 − terminated) (min Q̄(s', a') − α log π(a'|s')); truncation bootstraps
-        noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
-        target = self.critic_target(rew, next_obs, term, noise, alpha)
-        G, g_tk, closs = self.critic_task_grads(obs, act, target, weight)
-        c_sh, c_tk = self._critic_params()
-        self._apply("critic", self.critic_opt, _leaves(c_sh), _leaves(c_tk), G, g_tk, closs, info)
-
-        # --- actor: min E[α log π − min Q], critic fixed
-        noise = torch.randn((K, B, self.act_dim), generator=generator).to(self.device)
-        G, g_tk, aloss, logp = self.actor_task_grads(obs, noise, alpha, weight)
-        a_sh, a_tk = self._actor_params()
-        self._apply("actor", self.actor_opt, _leaves(a_sh), _leaves(a_tk), G, g_tk, aloss, info)
-
-        # --- temperature: task i's loss −α_i (log π_i + H̄) (α_i = the one shared α when agent.alpha=shared)
-        logp = logp.detach()
-        alpha_losses = self._alpha_losses(logp)
-        self.alpha_opt.zero_grad(set_to_none=True)
-        if cfg.alpha == "per_task":  # each log α_i gets its own task's gradient
-            alpha_losses.sum().backward()
-            self.alpha_opt.step()
-        else:  # one log α: the K per-task gradients, combined by the aggregator or averaged
-            G = torch.stack([torch.autograd.grad(alpha_losses[i], self.log_alpha, retain_graph=i < K - 1)[0]
-                             for i in range(K)])  # fmt: skip
-            self._apply("alpha", self.alpha_opt, [self.log_alpha], [], G, [], alpha_losses.detach(), info)
-
-        # --- targets (Polyak)
-        with torch.no_grad():
-            for tgt, src in ((self.q1_target, self.q1), (self.q2_target, self.q2)):
-                for pt, ps in zip(tgt.parameters(), src.parameters()):
-                    pt.lerp_(ps, cfg.tau)
-
-        # --- after-step hooks of the aggregators (loss-based methods want the losses after the step)
-        self._step_aggregators(info, closs, aloss, alpha_losses, obs, act, target, noise, alpha, weight, logp)
-
-        self.n_updates += 1
-        info.critic_losses, info.actor_losses = closs.cpu().numpy(), aloss.cpu().numpy()
-        info.alphas = self.alphas().cpu().numpy()
-        info.metrics.update(critic_loss=float(closs.mean()), actor_loss=float(aloss.mean()),
-                            alpha_loss=float(alpha_losses.detach().mean()), entropy=float(-logp.mean()))  # fmt: skip
-        return info
-
     def _alpha_losses(self, logp: torch.Tensor) -> torch.Tensor:
         """The K temperature losses ``−α_i (log π_i + H̄)`` (``logp``: each task's mean log π, detached)."""
         return -(self.log_alpha.exp().expand(self.K) * (logp + self.target_entropy))
@@ -807,20 +733,11 @@ class MultiTaskSAC:
         if name == "alpha":
             return self._alpha_losses(logp)
         c_sh, c_tk = self._critic_params()
-        if not self.cfg.reference_update:
-            if name == "critic":
-                return L.critic_losses_all(c_sh, c_tk, obs, act, target, self.b_critic, weight)
-            a_sh, a_tk = self._actor_params()
-            return L.actor_losses_all(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.b_actor, self.b_critic, weight,
-                                      log_std=self.cfg.log_std)[0]  # fmt: skip
-        wdim = None if weight is None else 0
         if name == "critic":
-            return vmap(critic_loss_one, in_dims=(None, 0, 0, 0, 0, None, wdim))(c_sh, c_tk, obs, act, target,
-                                                                                 self.n_critic, weight)  # fmt: skip
+            return L.critic_losses_all(c_sh, c_tk, obs, act, target, self.b_critic, weight)
         a_sh, a_tk = self._actor_params()
-        dims = (None, 0, None, 0, 0, 0, 0, None, None, wdim)
-        return vmap(self._actor_loss_one, in_dims=dims)(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.n_actor,
-                                                  self.n_critic, weight)[0]  # fmt: skip
+        return L.actor_losses_all(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.b_actor, self.b_critic, weight,
+                                  log_std=self.cfg.log_std)[0]  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
     def nonfinite_parameters(self) -> list[str]:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from mtrl.agents import MultiTaskReplayBuffer, MultiTaskSAC, SACConfig
+from mtrl.agents import MultiTaskReplayBuffer, SACConfig
 from mtrl.aggregators._weight_sac import WeightReplay, WeightSAC
+from tests._reference_update import ReferenceSAC
 
 
 def _pair(K: int, hidden: int, layers: int, lr: float, gamma: float, seed: int):
@@ -19,9 +20,7 @@ def _pair(K: int, hidden: int, layers: int, lr: float, gamma: float, seed: int):
     torch.manual_seed(seed)
     cfg = SACConfig(hidden_dim=hidden, num_layers=layers, arch="shared", lr=lr, alpha_lr=lr, gamma=gamma,
                     aggregate_on=(), per_task_grads="vmap")  # fmt: skip
-    if hasattr(cfg, "reference_update"):  # the agent's update as IGBv2 used it (before the fixed-cost work)
-        cfg.reference_update = True
-    ref = MultiTaskSAC(K, K, 1, cfg, {}, device="cpu")
+    ref = ReferenceSAC(K, K, 1, cfg, {}, device="cpu")  # the agent's update as IGBv2 used it (before issue 14)
     return ours, ref
 
 
