@@ -6,7 +6,9 @@ a smoke run's update took 720-950 ms with 2 threads per run against 46-62 ms wit
 
 - the job's CPU allowance: the CPUs of its affinity mask (``os.sched_getaffinity``: taskset, Slurm, containers'
   cpusets), capped by a cgroup CPU quota (``cpu.max`` of cgroup v2, ``cpu.cfs_quota_us`` of v1; Docker ``--cpus``,
-  Kubernetes limits) and by ``OMP_NUM_THREADS`` when that is set (Ray sets it to a task's CPUs);
+  Kubernetes limits), by ``SLURM_CPUS_PER_TASK`` (a Slurm job's ``--cpus-per-task``: without Slurm's affinity or
+  cgroup plugins the mask is the whole node) and by ``OMP_NUM_THREADS`` when that is set (Ray sets it to a task's
+  CPUs);
 - divided by the launcher's jobs per machine when a Hydra multirun says it: the joblib launcher's ``n_jobs``
   (``hydra/launcher=local``), or the Ray launchers' CPUs per run (``ray.remote.num_cpus``) taken as is;
   otherwise one job (a single run, or Hydra's basic launcher, which runs jobs one after another);
@@ -53,7 +55,8 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 
 def cpu_allowance() -> int:
-    """CPUs this process may use: affinity mask, capped by a cgroup quota and ``OMP_NUM_THREADS``; at least 1."""
+    """CPUs this process may use: affinity mask, capped by a cgroup quota, ``SLURM_CPUS_PER_TASK`` and
+    ``OMP_NUM_THREADS``; at least 1."""
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -61,9 +64,10 @@ def cpu_allowance() -> int:
     quota = _cgroup_quota()
     if quota is not None:
         n = min(n, max(1, math.floor(quota)))
-    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if omp.isdigit() and int(omp) >= 1:
-        n = min(n, int(omp))
+    for var in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
+        v = os.environ.get(var, "").strip()
+        if v.isdigit() and int(v) >= 1:
+            n = min(n, int(v))
     return max(1, n)
 
 

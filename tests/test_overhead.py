@@ -246,9 +246,15 @@ def test_bad_torch_threads_are_refused_in_one_line(value):
 
 def test_auto_threads_never_exceed_the_allowance(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n = _threads.resolve_torch_threads("auto")
     assert 1 <= n <= cpus and n == _threads.cpu_allowance()
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # a Slurm job's --cpus-per-task=1 on a node with more cores
+    assert _threads.resolve_torch_threads("auto") == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "")  # set but empty (not a Slurm value): ignored
+    assert _threads.resolve_torch_threads("auto") == n
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert _threads.resolve_torch_threads("auto") == 1
     assert _threads.resolve_torch_threads(3) == 3 and _threads.resolve_torch_threads(None) is None
