@@ -151,7 +151,8 @@ def check_config(cfg: DictConfig) -> None:
         tau = a.get("encoder_tau")
         MultiTaskSAC._check_reference_options(SACConfig(
             arch=str(a.arch), per_task_grads=str(a.per_task_grads), log_std=str(a.get("log_std", "tanh")),
-            encoders=str(a.get("encoders", "separate")), actor_attention=str(a.get("actor_attention", "train")),
+            alpha_loss=str(a.get("alpha_loss", "alpha")), encoders=str(a.get("encoders", "separate")),
+            actor_attention=str(a.get("actor_attention", "train")),
             target_task_encoder=str(a.get("target_task_encoder", "target")),
             encoder_tau=None if tau is None else float(tau)))  # fmt: skip
     except (TypeError, ValueError) as err:
@@ -249,7 +250,8 @@ def build_agent(cfg: DictConfig, obs_dim: int, act_dim: int, num_tasks: int, dev
         alpha=str(a_cfg.alpha), init=str(a_cfg.init), task_names=tuple(task_names(cfg.env)),
         task_id_dims=num_tasks if str(cfg.env.get("task_id", "onehot")) == "onehot" else 0,
         diagnostics_every=int(a_cfg.get("diagnostics_every", 10)), compile=bool(a_cfg.get("compile", False)),
-        log_std=str(a_cfg.get("log_std", "tanh")), encoders=str(a_cfg.get("encoders", "separate")),
+        log_std=str(a_cfg.get("log_std", "tanh")), alpha_loss=str(a_cfg.get("alpha_loss", "alpha")),
+        encoders=str(a_cfg.get("encoders", "separate")),
         encoder_tau=None if a_cfg.get("encoder_tau") is None else float(a_cfg.encoder_tau),
         target_task_encoder=str(a_cfg.get("target_task_encoder", "target")),
         actor_attention=str(a_cfg.get("actor_attention", "train")),

@@ -247,6 +247,47 @@ def test_log_std_reaches_every_policy_evaluation():
     assert i1.metrics["entropy"] < 0 < i2.metrics["entropy"]  # −E[log π]: σ ≈ 1e-4 vs σ ≈ 1
 
 
+# ------------------------------------------------------------------------------------------ agent.alpha_loss
+@pytest.mark.parametrize("alpha", ["per_task", "shared"])
+def test_alpha_loss_forms_and_their_gradients(alpha):
+    """``alpha``: L = −α (log π + H̄), so ∂L/∂log α = −α (log π + H̄) (fb/mtrl); ``log_alpha``: L = −log α (log π + H̄),
+    ∂L/∂log α = −(log π + H̄) (SB3). Checked by hand at log α = log 0.3, for the per-task and the shared α."""
+    kw = {"alpha": alpha, "init_alpha": 0.3}
+    ours, sb3 = _agent("multihead", **kw), _agent("multihead", alpha_loss="log_alpha", **kw)
+    logp = torch.tensor([-1.0, 0.5, 2.0])
+    h = ours.target_entropy  # −|A| = −2
+    for ag, factor, value in ((ours, 0.3, 0.3), (sb3, 1.0, math.log(0.3))):
+        losses = ag._alpha_losses(logp)
+        torch.testing.assert_close(losses, -value * (logp + h))
+        (grad,) = torch.autograd.grad(losses.sum(), ag.log_alpha)
+        expected = -factor * (logp + h)
+        torch.testing.assert_close(grad, expected if alpha == "per_task" else expected.sum().reshape(1))
+
+
+def test_alpha_loss_changes_only_the_temperature_step():
+    """Two updates from the same weights: the critic and the actor (which read α before its step) are the same;
+    the temperature moves the same at Adam's first step (±lr whatever the gradient's scale) and differently once
+    Adam has seen α at two sizes: here α is set from 0.05 to 0.001 between the updates (in training α changes that
+    much over Adam's memory of about 1,000 steps)."""
+    ours, sb3 = _agent("multihead", init_alpha=0.05), _agent("multihead", alpha_loss="log_alpha", init_alpha=0.05)
+    for t in range(2):
+        ours.update(_batch(t), torch.Generator().manual_seed(t))
+        sb3.update(_batch(t), torch.Generator().manual_seed(t))
+        if t == 0:
+            torch.testing.assert_close(ours.log_alpha, sb3.log_alpha)
+            with torch.no_grad():
+                ours.log_alpha.fill_(math.log(1e-3))
+                sb3.log_alpha.fill_(math.log(1e-3))
+    for net in ("actor", "q1", "q2"):
+        for a, b in zip(getattr(ours, net).parameters(), getattr(sb3, net).parameters()):
+            torch.testing.assert_close(a, b)
+    assert not torch.allclose(ours.log_alpha, sb3.log_alpha, rtol=0, atol=1e-7)
+    with pytest.raises(ValueError, match="agent.alpha_loss must be one of alpha, log_alpha"):
+        _agent("multihead", alpha_loss="exp")
+    with pytest.raises(ConfigError, match="agent.alpha_loss"):
+        check_config(cfg_of(*TINY, "agent.alpha_loss=log"))
+
+
 # ------------------------------------------------------------------------------------------ presets
 @pytest.mark.parametrize("arch", ["sm", "care"])
 def test_reference_presets_pin_the_reference_values(arch):

@@ -71,6 +71,7 @@ LOSSES = ("critic", "actor", "alpha")
 ENCODERS = ("separate", "reference")  # agent.encoders
 TARGET_TASK_ENCODERS = ("target", "online")  # agent.target_task_encoder
 ACTOR_ATTENTIONS = ("train", "frozen")  # agent.actor_attention
+ALPHA_LOSSES = ("alpha", "log_alpha")  # agent.alpha_loss
 # agent.encoders=reference (docs/reference-sm-care.md): the parameter groups (an architecture's ``param_group``) that
 # Q2 takes from Q1 (the reference's one ``critic.encoder`` and one task encoder) and the actor from Q1 (the tied
 # encoder weights, ``copy_conv_weights_from``, and the task encoder); agent.encoder_tau: the target critic's groups
@@ -193,6 +194,7 @@ class SACConfig:
     diagnostics_every: int = 10  # aggregator diagnostics and the update's metrics every n updates (1: every one)
     compile: bool = False  # torch.compile the task-batched loss functions (per_task_grads=batched)
     log_std: str = "tanh"  # tanh (facebookresearch/mtrl) | clamp (Stable-Baselines3): losses.policy_one
+    alpha_loss: str = "alpha"  # alpha: −α(log π + H̄) (fb/mtrl, cleanrl) | log_alpha: −log α(log π + H̄) (SB3)
     # SM and CARE as facebookresearch/mtrl trains them (docs/reference-sm-care.md); the defaults keep mtrl's own
     encoder_tau: float | None = None  # Polyak rate of the target critic's encoder (sm: obs encoder; care: experts
     # and attention); None: tau. Reference: encoder_tau=0.05
@@ -319,6 +321,7 @@ class MultiTaskSAC:
     def _check_reference_options(cfg: SACConfig) -> None:
         """One clear ``ValueError`` for a bad value of the reference-training options (docs/reference-sm-care.md)."""
         for key, value, valid in (("encoders", cfg.encoders, ENCODERS), ("log_std", cfg.log_std, L.LOG_STDS),
+                                  ("alpha_loss", cfg.alpha_loss, ALPHA_LOSSES),
                                   ("target_task_encoder", cfg.target_task_encoder, TARGET_TASK_ENCODERS),
                                   ("actor_attention", cfg.actor_attention, ACTOR_ATTENTIONS)):  # fmt: skip
             if value not in valid:
@@ -707,8 +710,13 @@ class MultiTaskSAC:
         return info
 
     def _alpha_losses(self, logp: torch.Tensor) -> torch.Tensor:
-        """The K temperature losses ``−α_i (log π_i + H̄)`` (``logp``: each task's mean log π, detached)."""
-        return -(self.log_alpha.exp().expand(self.K) * (logp + self.target_entropy))
+        """The K temperature losses ``−α_i (log π_i + H̄)`` (``logp``: each task's mean log π, detached).
+
+        ``agent.alpha_loss=log_alpha``: ``−log α_i (log π_i + H̄)`` (Stable-Baselines3's ``ent_coef_loss``). Both have
+        the same sign of gradient in ``log α``; the first's is ``α`` times the second's, so with Adam it moves
+        ``log α`` more slowly once α is small and changing (docs/parity.md)."""
+        scale = self.log_alpha if self.cfg.alpha_loss == "log_alpha" else self.log_alpha.exp()
+        return -(scale.expand(self.K) * (logp + self.target_entropy))
 
     def _step_aggregators(self, info, closs, aloss, alpha_losses, obs, act, target, noise, alpha, weight,
                           logp) -> None:  # fmt: skip
