@@ -55,6 +55,7 @@ from mtrl.checkpoint import (
     save_checkpoint,
 )
 from mtrl.envs import (
+    EVAL_GOALS,
     PROTOCOLS,
     TASK_IDS,
     env_get_state,
@@ -110,6 +111,10 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"env.task_id must be one of {', '.join(TASK_IDS)}, got {e.get('task_id')!r}")
     if e.name == "mt1" and e.get("task_id") == "onehot":
         raise ConfigError("env=mt1 has one task: env.task_id must be none")
+    if e.get("eval_goals", "train") not in EVAL_GOALS:
+        raise ConfigError(f"env.eval_goals must be one of {', '.join(EVAL_GOALS)}, got {e.get('eval_goals')!r}")
+    if e.name == "fake" and e.get("eval_goals") == "unseen":
+        raise ConfigError("env.eval_goals=unseen: the fake env has one goal per task, none unseen (Meta-World only)")
     rate = e.get("reward_alpha", 0.001)
     if e.get("normalize_reward") and not (isinstance(rate, (int, float)) and not isinstance(rate, bool)
                                           and 0 < rate <= 1):  # fmt: skip
@@ -300,9 +305,12 @@ def make_eval_envs(
 
     They run on the training goals (``train_envs``' goal lists; without ``train_envs``, those of a training env
     built with ``seed``, i.e. the run's own): only which of those goals an evaluation episode gets comes from their
-    own RNG. See :mod:`mtrl.envs`.
+    own RNG. See :mod:`mtrl.envs`. ``env.eval_goals=unseen`` (a diagnostic, not the protocol): the goal lists of
+    the evaluation seed instead, goals the run never trained on (Meta-World only; docs/parity.md).
     """
     eval_seed = int(seed) + EVAL_SEED_OFFSET if eval_seed is None else int(eval_seed)
+    if str(env_cfg.get("eval_goals", "train")) == "unseen":
+        return make_envs(env_cfg, eval_seed, evaluation=True, unseen_goals=True), eval_seed
     source = train_envs if train_envs is not None else make_envs(env_cfg, int(seed))
     try:
         return make_envs(env_cfg, eval_seed, evaluation=True, goals_from=source), eval_seed

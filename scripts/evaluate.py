@@ -1,6 +1,7 @@
 """Evaluate trained multi-task SAC checkpoints: per-task success over N episodes, as JSONL.
 
-    python scripts/evaluate.py <run_dir | sweep_dir | ckpt_*.pt> [--episodes 50] [--out evaluation.jsonl]
+    python scripts/evaluate.py <run_dir | sweep_dir | ckpt_*.pt> [--episodes 50] [--goals train|unseen]
+                               [--out evaluation.jsonl]
 
 Every run under the target (a directory with ``checkpoints/ckpt_*.pt``; or one checkpoint file) is evaluated with
 its newest checkpoint under **its own protocol**, read from the configuration stored in the checkpoint:
@@ -9,11 +10,12 @@ its newest checkpoint under **its own protocol**, read from the configuration st
 policy; default 1 episode per task as the published tables, ``--episodes 10`` for a less noisy number). As during
 training, evaluation runs on the run's own training goals (rebuilt from its seed) and only the choice among them
 and the episode starts come from the evaluation seed ``seed + 10000`` (``--eval-seed`` to change it); the policy
-is the deterministic mean action.
+is the deterministic mean action. ``--goals unseen`` (a diagnostic, ``env.eval_goals=unseen``): the evaluation
+seed's own goals instead, which the run never trained on (Meta-World only): how far a policy generalises.
 
 Each line of the output is one run, with the fields of ``eval.jsonl`` (``step``, ``total_env_steps``,
 ``protocol``, ``seed``, ``method``, ``success_rate``, ``episode_return``, ``tasks``) plus ``checkpoint``,
-``episodes`` and ``run_dir``, so ``scripts/report.py`` can read it. A run that cannot be evaluated (corrupt
+``episodes``, ``goals`` and ``run_dir``, so ``scripts/report.py`` can read it. A run that cannot be evaluated (corrupt
 checkpoint, missing files) is reported on stderr and as a line with ``"error"``; the exit status is then 1.
 """
 
@@ -49,10 +51,15 @@ def find_checkpoints(target: Path) -> list[Path]:
     return found
 
 
-def evaluate_checkpoint(path: Path, episodes: int | None, eval_seed: int | None, device: str) -> dict[str, Any]:
-    """One JSONL record: per-task success and return of the checkpoint's deterministic policy."""
+def evaluate_checkpoint(path: Path, episodes: int | None, eval_seed: int | None, device: str,
+                        goals: str = "train") -> dict[str, Any]:  # fmt: skip
+    """One JSONL record: per-task success and return of the checkpoint's deterministic policy (``goals``: the
+    training goals, or ``unseen`` ones)."""
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
+    if goals == "unseen" and str(cfg.env.name) == "fake":
+        raise ValueError("--goals unseen: the fake env has one goal per task, none unseen (Meta-World only)")
+    cfg.env.eval_goals = goals
     n_episodes = int(episodes if episodes is not None else cfg.env.eval_episodes)
     names = task_names(cfg.env)
     # the run's own training goals (rebuilt from its seed), episode starts from the evaluation seed
@@ -76,6 +83,7 @@ def evaluate_checkpoint(path: Path, episodes: int | None, eval_seed: int | None,
         "episode_return": float(np.mean(list(res.returns.values()))),
         "tasks": {n: {"success_rate": res.success[n], "episode_return": res.returns[n]} for n in names},
         "episodes": n_episodes,
+        "goals": goals,
         "checkpoint": str(path),
         "run_dir": str(path.parent.parent),
     }
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("target", type=Path, help="a run directory, a sweep directory or one ckpt_*.pt file")
     ap.add_argument("--episodes", type=int, default=None, help="episodes per task (default: the protocol's)")
     ap.add_argument("--eval-seed", type=int, default=None, help="seed of the evaluation envs (default: seed+10000)")
+    ap.add_argument("--goals", choices=("train", "unseen"), default="train",
+                    help="the training goals (the protocol, default) or unseen ones (a diagnostic)")
     ap.add_argument("--out", type=Path, default=None, help="JSONL output (default: <target dir>/evaluation.jsonl)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
@@ -106,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, ckpt in enumerate(ckpts, 1):
             t0 = time.perf_counter()
             try:
-                rec = evaluate_checkpoint(ckpt, args.episodes, args.eval_seed, args.device)
-                msg = f"success {rec['success_rate']:.3f} ({rec['protocol']}, {rec['episodes']} episodes/task)"
+                rec = evaluate_checkpoint(ckpt, args.episodes, args.eval_seed, args.device, args.goals)
+                msg = (f"success {rec['success_rate']:.3f} ({rec['protocol']}, {rec['episodes']} episodes/task, "
+                       f"{args.goals} goals)")  # fmt: skip
             except (CheckpointError, KeyError, OSError, ValueError) as err:
                 failed += 1
                 rec = {"checkpoint": str(ckpt), "run_dir": str(ckpt.parent.parent), "error": str(err)}

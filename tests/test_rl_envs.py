@@ -206,6 +206,75 @@ def test_every_evaluation_goal_is_a_training_goal(protocol):
         assert min(len(ev) for ev in eval_goals) > 1 and min(len(tr) for tr in train_goals) > 10
 
 
+@pytest.mark.parametrize("protocol", ["mt1", "mt10_legacy"])
+def test_eval_goals_unseen_are_never_training_goals(protocol):
+    """``env.eval_goals=unseen`` (a diagnostic): every evaluation episode's goal is outside the run's training goals
+    (MT1 reach-v3: the evaluation seed's own 50 goals; ``mt10_legacy``: its own fixed goal per task); the default
+    stays on the training goals."""
+    from mtrl.train import make_eval_envs
+
+    cfg = _env_cfg(protocol, **({"task": "reach-v3"} if protocol == "mt1" else {}))
+    assert cfg.eval_goals == "train"
+    cfg.eval_goals = "unseen"
+    train_envs = make_envs(cfg, 1)
+    eval_envs, eval_seed = make_eval_envs(cfg, 1, train_envs)
+    try:
+        train_goals = _training_goals(train_envs)
+        eval_goals = _evaluation_goals(eval_envs, eval_seed, episodes=8)
+    finally:
+        train_envs.close()
+        eval_envs.close()
+    for k, (tr, ev) in enumerate(zip(train_goals, eval_goals)):
+        assert ev and not ev & tr, f"task {k}: unseen evaluation goals include training goals {ev & tr}"
+    if protocol == "mt1":
+        assert len(eval_goals[0]) > 1  # resampled among the evaluation seed's own goals
+    with pytest.raises(ValueError, match="unseen_goals is for evaluation envs"):
+        make_envs(cfg, 1, unseen_goals=True)
+
+
+def test_eval_goals_bad_values_are_refused_in_one_line():
+    from mtrl.train import ConfigError, check_config
+    from tests.test_rl_train import TINY, cfg_of
+
+    with pytest.raises(ConfigError, match="env.eval_goals must be one of train, unseen, got 'test'"):
+        check_config(cfg_of(*TINY, "env.eval_goals=test"))
+    with pytest.raises(ConfigError, match="the fake env has one goal per task"):
+        check_config(cfg_of(*TINY, "env.eval_goals=unseen"))
+
+
+def test_an_evaluation_is_the_same_whatever_the_envs_ran_before():
+    """MT1 reach-v3: the same deterministic policy evaluated with the same seed gets the same returns on the same
+    envs after other evaluations and resets, and on freshly built envs (a resumed run's). Meta-World v3 ignores the
+    seed of ``reset`` (its ``seed()`` reseeds it), so before :func:`mtrl.envs.reseed` the second evaluation saw
+    other goals: 491.9 then 483.9 for one checkpoint."""
+    from mtrl.envs import evaluate
+    from mtrl.train import make_eval_envs
+
+    cfg = _env_cfg("mt1", task="reach-v3")
+    cfg.max_episode_steps = 60
+    w = np.random.default_rng(0).normal(size=(39, 4)) * 0.3
+
+    def policy(obs):  # deterministic, depends on the goal in the observation
+        return np.tanh(np.asarray(obs) @ w)
+
+    train_envs = make_envs(cfg, 1)
+    eval_envs, eval_seed = make_eval_envs(cfg, 1, train_envs)
+    fresh, _ = make_eval_envs(cfg, 1, train_envs)
+    try:
+        first = evaluate(policy, eval_envs, ["reach-v3"], 4, eval_seed).returns
+        evaluate(policy, eval_envs, ["reach-v3"], 3, eval_seed + 1)  # other episodes in between
+        eval_envs.reset()
+        again = evaluate(policy, eval_envs, ["reach-v3"], 4, eval_seed).returns
+        other_seed = evaluate(policy, fresh, ["reach-v3"], 4, eval_seed + 7).returns
+        on_fresh = evaluate(policy, fresh, ["reach-v3"], 4, eval_seed).returns
+        goals = _evaluation_goals(eval_envs, eval_seed, episodes=6)[0]
+    finally:
+        for e in (train_envs, eval_envs, fresh):
+            e.close()
+    assert first == again == on_fresh
+    assert other_seed != first and len(goals) > 1  # the seed matters; episodes do get different goals
+
+
 def test_evaluation_goals_follow_the_training_goals_across_a_resume():
     """MT1 reach-v3: an env restored from a checkpoint's env state (Meta-World task lists) gives its evaluation envs
     the restored goals, not those of its own construction; an evaluation env with its own goals (the old way)

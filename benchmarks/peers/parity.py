@@ -4,6 +4,7 @@
     python benchmarks/peers/parity.py run --tasks reach-v3 push-v3 --seeds 1 2 3 --steps 30000 --jobs 2 \
         --out benchmarks/results/peers/parity
     python benchmarks/peers/parity.py summary --out benchmarks/results/peers/parity
+    python benchmarks/peers/parity.py goals --out benchmarks/results/peers/parity --episodes 50
 
 Both learners get the same env (mtrl's ``env=mt1`` construction: Meta-World v3 ``Meta-World/MT1``, reward v2,
 500-step episodes, goal resampled from the task's 50 training goals on reset), the same settings (MLP 256x256,
@@ -26,6 +27,10 @@ mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp"`` adds a run 
 the Hydra overrides after the colon (``;``-separated): ``agent.log_std=clamp`` is SB3's squashing, the one
 difference that matters at the start of training. Each ``run`` appends its command, commit, ``pip freeze`` and the
 runs it started to ``<out>/provenance.jsonl``.
+
+``goals`` (a diagnostic, docs/parity.md): each finished run's final policy (mtrl: its last checkpoint; SB3: the
+``sb3_final.zip`` its worker saves) on the training goals and on unseen goals (``env.eval_goals=unseen``: the
+evaluation seed's own goals), ``--episodes`` deterministic episodes each, into ``goals.jsonl`` and ``goals.md``.
 
 This script is a benchmark, not part of the package: SB3 is never a dependency of mtrl.
 """
@@ -114,6 +119,7 @@ def run_sb3(task: str, seed: int, steps: int, out: Path) -> None:
         verbose=0,
     )  # fmt: skip
     model.learn(total_timesteps=steps, callback=Evaluate())
+    model.save(out / "sb3_final.zip")  # the final policy, for the goals diagnostic (stays local: .gitignore)
     logger.close()
     train_envs.close()
     eval_envs.close()
@@ -212,6 +218,97 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             failures += rc != 0
             print(f"[{n}/{len(jobs)}] {line}", flush=True)
     return 1 if failures else 0
+
+
+# ============================================================================ goals (a diagnostic)
+def _final_policy(impl: str, run: Path):
+    """``(policy, closer)``: the deterministic final policy of a finished run, or ``None`` when it kept none."""
+    import torch
+
+    if impl == "sb3":
+        if not (run / "sb3_final.zip").is_file():
+            return None
+        from stable_baselines3 import SAC
+
+        model = SAC.load(run / "sb3_final.zip", device="cpu")
+        return lambda obs: model.predict(obs, deterministic=True)[0]
+    from omegaconf import OmegaConf
+
+    from mtrl.checkpoint import latest_checkpoint, load_checkpoint
+    from mtrl.train import build_agent
+
+    ckpt = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
+    if ckpt is None:
+        return None
+    state = load_checkpoint(ckpt)
+    cfg = OmegaConf.create(state["config"])
+    agent = build_agent(cfg, int(state["fingerprint"]["obs_dim"]), int(state["fingerprint"]["act_dim"]), 1,
+                        torch.device("cpu"))  # fmt: skip
+    agent.load_state_dict(state["agent"])
+    return lambda obs: agent.act(obs, deterministic=True)
+
+
+def goals_one(impl: str, task: str, seed: int, run: Path, episodes: int) -> dict[str, Any] | None:
+    """Success of a run's final policy on the training goals and on unseen goals (same evaluator, same seeds)."""
+    import torch
+
+    from mtrl import train as mtrl_train
+    from mtrl.envs import evaluate, make_envs
+
+    torch.set_num_threads(1)
+    policy = _final_policy(impl, run)
+    if policy is None:
+        return None
+    rec: dict[str, Any] = {"impl": impl, "task": task, "seed": seed, "episodes": episodes}
+    for goals in ("train", "unseen"):
+        env_cfg = _env_cfg(task)
+        env_cfg.eval_goals = goals
+        train_envs = make_envs(env_cfg, seed)
+        eval_envs, eval_seed = mtrl_train.make_eval_envs(env_cfg, seed, train_envs)
+        try:
+            res = evaluate(policy, eval_envs, [task], episodes, eval_seed)
+        finally:
+            train_envs.close()
+            eval_envs.close()
+        rec[goals] = float(res.success_rate)
+    return rec
+
+
+def cmd_goals(args: argparse.Namespace) -> int:
+    root = Path(args.out)
+    finished = sorted((impl.name, task.name, int(run.name.split("_")[1]), run)
+                      for impl in root.iterdir() if impl.is_dir()
+                      for task in impl.iterdir() if task.is_dir()
+                      for run in task.glob("seed_*") if _finished(run, args.steps))  # fmt: skip
+    records, missing = [], []
+    for impl, task, seed, run in finished:
+        rec = goals_one(impl, task, seed, run, args.episodes)
+        if rec is None:
+            missing.append(f"{impl}/{task}/seed_{seed}")
+            continue
+        records.append(rec)
+        print(f"{impl} {task} seed {seed}: train goals {rec['train']:.2f}, unseen goals {rec['unseen']:.2f}",
+              flush=True)  # fmt: skip
+    if not records:
+        print(f"parity.py: no finished run with a final policy under {root}", file=sys.stderr)
+        return 1
+    with open(root / "goals.jsonl", "w") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in records)
+    lines = [f"Final policies at {args.steps} steps, {args.episodes} deterministic episodes on each goal set "
+             "(training goals: the protocol; unseen: `env.eval_goals=unseen`, the evaluation seed's own goals).", "",
+             "| impl | task | seeds | train goals (per seed) | unseen goals (per seed) | mean drop |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for impl, task in sorted({(r["impl"], r["task"]) for r in records}):
+        rs = sorted((r for r in records if (r["impl"], r["task"]) == (impl, task)), key=lambda r: r["seed"])
+        tr, un = np.array([r["train"] for r in rs]), np.array([r["unseen"] for r in rs])
+        per = lambda v: ", ".join(f"{x:.2f}" for x in v)  # noqa: E731
+        lines.append(f"| {impl} | {task} | {', '.join(str(r['seed']) for r in rs)} | {tr.mean():.2f} ({per(tr)}) | "
+                     f"{un.mean():.2f} ({per(un)}) | {tr.mean() - un.mean():+.2f} |")  # fmt: skip
+    if missing:
+        lines += ["", f"Finished without a final policy (not evaluated): {', '.join(missing)}."]
+    (root / "goals.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
 
 
 # ============================================================================ summary
@@ -348,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", default="benchmarks/results/peers/parity")
     s = sub.add_parser("summary", help="table (parity.md) and curves (parity.png)")
     s.add_argument("--out", default="benchmarks/results/peers/parity")
+    g = sub.add_parser("goals", help="final policies on the training goals and on unseen goals (goals.md)")
+    g.add_argument("--out", default="benchmarks/results/peers/parity")
+    g.add_argument("--steps", type=int, default=30_000, help="the runs' length (only finished runs are evaluated)")
+    g.add_argument("--episodes", type=int, default=50)
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("--task", required=True)
     w.add_argument("--seed", type=int, required=True)
@@ -359,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args, argv)
     if args.cmd == "summary":
         return cmd_summary(args)
+    if args.cmd == "goals":
+        return cmd_goals(args)
     run_sb3(args.task, args.seed, args.steps, Path(args.out))
     return 0
 

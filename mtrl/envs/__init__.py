@@ -26,23 +26,27 @@ from mtrl.envs._metaworld import (
     metaworld_get_state,
     metaworld_set_state,
     metaworld_task_names,
+    sub_envs,
 )
 from mtrl.envs._normalize import ExponentialRewardNormalization
 
 PROTOCOLS = ("mt10", "mt10_legacy", "mt50", "mt1", "fake")
 TASK_IDS = ("onehot", "none")
+EVAL_GOALS = ("train", "unseen")  # env.eval_goals: the protocol's (training goals) | a diagnostic (unseen goals)
 
 __all__ = [
     "MT10_TASKS",
     "MT50_TASKS",
     "PROTOCOLS",
     "TASK_IDS",
+    "EVAL_GOALS",
     "ExponentialRewardNormalization",
     "EvalResult",
     "FakeMultiTaskVecEnv",
     "env_get_state",
     "env_set_state",
     "evaluate",
+    "reseed",
     "make_envs",
     "metaworld_task_names",
     "step_success",
@@ -65,13 +69,20 @@ def task_names(env_cfg: Any) -> list[str]:
 
 
 def make_envs(
-    env_cfg: Any, seed: int, *, evaluation: bool = False, goals_from: gym.vector.VectorEnv | None = None
+    env_cfg: Any,
+    seed: int,
+    *,
+    evaluation: bool = False,
+    goals_from: gym.vector.VectorEnv | None = None,
+    unseen_goals: bool = False,
 ) -> gym.vector.VectorEnv:
     """Build the training (or, with ``evaluation=True``, evaluation) vector env described by ``env_cfg``.
 
     Evaluation envs terminate an episode on its first success (so success = any step succeeded, as
     ``metaworld.evaluation``) and never normalise rewards. ``goals_from``: the training envs whose goals an
     evaluation env must use (required for Meta-World evaluation envs; see the module docstring).
+    ``unseen_goals`` (``env.eval_goals=unseen``, a diagnostic): an evaluation env on the goal lists of its own
+    seed instead, goals no training env of another seed has (Meta-World draws them from a continuous range).
     """
     one_hot = str(env_cfg.get("task_id", "onehot")) == "onehot"
     if env_cfg.name == "fake":
@@ -84,7 +95,9 @@ def make_envs(
         )  # its goals are fixed by the task index: the same in every instance
     if env_cfg.name not in PROTOCOLS:
         raise ValueError(f"unknown env {env_cfg.name!r}; valid: {', '.join(PROTOCOLS)}")
-    if evaluation and goals_from is None:
+    if unseen_goals and (not evaluation or goals_from is not None):
+        raise ValueError("unseen_goals is for evaluation envs on their own goals (no goals_from)")
+    if evaluation and goals_from is None and not unseen_goals:
         raise ValueError(
             "Meta-World evaluation envs need goals_from=<the training envs>: they run on the training "
             "goals (mtrl.train.make_eval_envs builds them)"
@@ -159,16 +172,34 @@ class EvalResult:
         return float(np.mean(list(self.returns.values())))
 
 
+def reseed(envs: gym.vector.VectorEnv, seed: int) -> None:
+    """Seed every sub-env's random streams: sub-env ``i`` with ``seed + i``, as gymnasium's ``reset(seed=seed)``.
+
+    ``reset(seed=...)`` is not enough for Meta-World v3: ``SawyerXYZEnv.reset`` ignores its seed ("use `seed()`
+    instead") and the task-sampling wrapper draws the episode's task from the env's ``np_random`` before passing the
+    seed on, so a reset with a seed reseeds nothing there. Its ``seed()`` is called instead (the env's ``np_random``,
+    which the task choice reads, and its spaces); other envs (the fake env) get ``reset(seed=seed)``.
+    """
+    envs.reset(seed=seed)
+    if isinstance(envs, FakeMultiTaskVecEnv):
+        return
+    for i, sub in enumerate(sub_envs(envs)):
+        raw = sub.unwrapped
+        if type(raw).__module__.startswith("metaworld"):
+            raw.seed(int(seed) + i)
+
+
 def evaluate(policy: Any, envs: gym.vector.VectorEnv, names: list[str], episodes: int, seed: int) -> EvalResult:
     """Run ``episodes`` episodes per task with the deterministic ``policy(obs) -> actions``.
 
     As ``metaworld.evaluation.evaluation``: eval envs terminate on success, an episode counts as a success if any
     of its steps succeeded; extra episodes beyond ``episodes`` are ignored. The envs are reseeded with ``seed``
-    every time (reset twice so the task/goal choice of the first episode also comes from the new seed), so all
-    evaluations of a run see the same goals and starts.
+    every time (:func:`reseed`, then one reset, so the task/goal choice of the first episode also comes from the new
+    seed), so every evaluation with the same seed sees the same goals and starts: the same policy gets the same
+    result, whatever the envs ran before (a resumed run's fresh envs included).
     """
     K = envs.num_envs
-    envs.reset(seed=seed)
+    reseed(envs, seed)
     obs, _ = envs.reset()
     done_count = np.zeros(K, dtype=np.int64)
     succ = np.zeros(K)
