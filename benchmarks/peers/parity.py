@@ -18,14 +18,14 @@ Every (implementation, task, seed) is one subprocess with one torch thread (``--
 whose last evaluation is already there. ``summary`` writes ``parity.md`` (success at equal steps: mean over seeds
 with a 95% percentile-bootstrap interval, and each seed) and ``parity.png`` (curves with the same intervals).
 
-The settings are the same on both sides except four deliberate differences of mtrl's SAC, which follows
-facebookresearch/mtrl (docs/parity.md): the log σ squashing (tanh into [−20, 2]; SB3 clamps), the temperature loss
-(α·(…); SB3 log α·(…)), the order of the α update (after the actor; SB3 before), and the critic loss scale (the sum
-of the two squared errors; SB3 half of it).
+The settings are the same on both sides except two deliberate differences of mtrl's SAC, which follows
+facebookresearch/mtrl, that can change learning (docs/parity.md): the log σ squashing (tanh into [−20, 2]; SB3
+clamps) and the temperature loss (α·(…); SB3 log α·(…)). The order of the α update and the critic loss scale differ
+in form only (docs/parity.md says why).
 
-mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp"`` adds a run labelled ``mtrl-clamp`` with
-the Hydra overrides after the colon (``;``-separated): ``agent.log_std=clamp`` is SB3's squashing, the one
-difference that matters at the start of training. Each ``run`` appends its command, commit, ``pip freeze`` and the
+mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp" "mtrl-logalpha:agent.alpha_loss=log_alpha"``
+adds runs labelled ``mtrl-clamp`` and ``mtrl-logalpha`` with the Hydra overrides after the colon (``;``-separated):
+SB3's squashing, and SB3's temperature loss. Each ``run`` appends its command, commit, ``pip freeze`` and the
 runs it started to ``<out>/provenance.jsonl``.
 
 ``goals`` (a diagnostic, docs/parity.md): each finished run's final policy (mtrl: its last checkpoint; SB3: the
