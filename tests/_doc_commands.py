@@ -132,3 +132,23 @@ def blocks() -> list[Block]:
                 i = j
             i += 1
     return found
+
+
+if __name__ == "__main__":  # the inventory: every documented block and what runs it (python -m tests._doc_commands)
+    from tests.test_docs_commands import RUN_BLOCKS, _fast
+
+    run = {b.text for b in RUN_BLOCKS}
+    print("| where | first command | run by |\n|---|---|---|")
+    for b in blocks():
+        first = b.commands[0].text if b.commands else b.text.splitlines()[0]
+        first = first if len(first) <= 70 else first[:67] + "..."
+        if b.reason is not None:
+            how = f"not run in CI: {b.reason}"
+        elif b.text not in run:
+            how = "the same block elsewhere (run once)"
+        elif _fast(b):
+            how = "test_documented_block_runs_at_smoke_size (fast)"
+        else:
+            how = "test_documented_block_runs_at_smoke_size_on_the_real_envs (slow)"
+        cell = first.replace("|", "\\|")
+        print(f"| {b.id} | `{cell}` | {how} |")
