@@ -376,6 +376,19 @@ def table(data: dict) -> str:
                 row.append(_cell(np.asarray(per_seed)))
             else:
                 row.append("—")
+        lines.append("| " + " | ".join(row) + " |")
+        # how fast: the first evaluation at which each seed reached 0.9 (mean over the seeds that did; n of N)
+        row = ["first ≥0.9"]
+        for impl in impls:
+            seeds = list(data[impl].get(task, {}).values())
+            first = [min((st for st, s in sd.items() if s >= 0.9), default=None) for sd in seeds]
+            hit = [f for f in first if f is not None]
+            if not seeds:
+                row.append("—")
+                continue
+            mean = f"{np.mean(hit) / 1000:.1f}k" if hit else "never"
+            per = ", ".join("—" if f is None else f"{f // 1000}k" for f in first)
+            row.append(f"{mean} ({len(hit)} of {len(seeds)}: {per})")
         lines += ["| " + " | ".join(row) + " |", ""]
     lines.append(
         "Cells: mean success over seeds [95% percentile-bootstrap interval of the mean] {95% Student-t "
@@ -425,11 +438,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if not data:
         print(f"parity.py: no eval.jsonl under {root}", file=sys.stderr)
         return 1
+    name = "parity"
+    if args.until is not None:  # every curve cut at one length (runs of several lengths in one study)
+        data = {i: {t: {s: {st: v for st, v in sd.items() if st <= args.until} for s, sd in td.items()}
+                    for t, td in d.items()} for i, d in data.items()}  # fmt: skip
+        name = f"parity_until{args.until // 1000}k"
     text = table(data)
-    (root / "parity.md").write_text(text + "\n")
-    plot(data, root / "parity.png")
+    (root / f"{name}.md").write_text(text + "\n")
+    plot(data, root / f"{name}.png")
     print(text)
-    print(f"wrote {root / 'parity.md'} and {root / 'parity.png'}")
+    print(f"wrote {root / f'{name}.md'} and {root / f'{name}.png'}")
     return 0
 
 
@@ -445,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", default="benchmarks/results/peers/parity")
     s = sub.add_parser("summary", help="table (parity.md) and curves (parity.png)")
     s.add_argument("--out", default="benchmarks/results/peers/parity")
+    s.add_argument("--until", type=int, default=None,
+                   help="cut every curve at this step (parity_until<k>k.md/.png): runs of several lengths")
     g = sub.add_parser("goals", help="final policies on the training goals and on unseen goals (goals.md)")
     g.add_argument("--out", default="benchmarks/results/peers/parity")
     g.add_argument("--steps", type=int, default=30_000, help="the runs' length (only finished runs are evaluated)")
