@@ -260,17 +260,18 @@ def goals_one(impl: str, task: str, seed: int, run: Path, episodes: int) -> dict
     if policy is None:
         return None
     rec: dict[str, Any] = {"impl": impl, "task": task, "seed": seed, "episodes": episodes}
-    for goals in ("train", "unseen"):
-        env_cfg = _env_cfg(task)
-        env_cfg.eval_goals = goals
-        train_envs = make_envs(env_cfg, seed)
-        eval_envs, eval_seed = mtrl_train.make_eval_envs(env_cfg, seed, train_envs)
-        try:
-            res = evaluate(policy, eval_envs, [task], episodes, eval_seed)
-        finally:
-            train_envs.close()
-            eval_envs.close()
-        rec[goals] = float(res.success_rate)
+    env_cfg = _env_cfg(task)
+    train_envs = make_envs(env_cfg, seed)  # the run's training goals (unseen goals are the evaluation seed's own)
+    try:
+        for goals in ("train", "unseen"):
+            env_cfg.eval_goals = goals
+            eval_envs, eval_seed = mtrl_train.make_eval_envs(env_cfg, seed, train_envs)
+            try:
+                rec[goals] = float(evaluate(policy, eval_envs, [task], episodes, eval_seed).success_rate)
+            finally:
+                eval_envs.close()
+    finally:
+        train_envs.close()
     return rec
 
 

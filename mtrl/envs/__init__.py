@@ -85,6 +85,8 @@ def make_envs(
     seed instead, goals no training env of another seed has (Meta-World draws them from a continuous range).
     """
     one_hot = str(env_cfg.get("task_id", "onehot")) == "onehot"
+    if unseen_goals and env_cfg.name == "fake":
+        raise ValueError("env.eval_goals=unseen: the fake env has one goal per task, none unseen (Meta-World only)")
     if env_cfg.name == "fake":
         return FakeMultiTaskVecEnv(
             num_tasks=int(env_cfg.num_tasks),
@@ -178,15 +180,13 @@ def reseed(envs: gym.vector.VectorEnv, seed: int) -> None:
     ``reset(seed=...)`` is not enough for Meta-World v3: ``SawyerXYZEnv.reset`` ignores its seed ("use `seed()`
     instead") and the task-sampling wrapper draws the episode's task from the env's ``np_random`` before passing the
     seed on, so a reset with a seed reseeds nothing there. Its ``seed()`` is called instead (the env's ``np_random``,
-    which the task choice reads, and its spaces); other envs (the fake env) get ``reset(seed=seed)``.
+    which the task choice reads, and its spaces); the fake env honours ``reset(seed=seed)``.
     """
-    envs.reset(seed=seed)
     if isinstance(envs, FakeMultiTaskVecEnv):
+        envs.reset(seed=seed)
         return
-    for i, sub in enumerate(sub_envs(envs)):
-        raw = sub.unwrapped
-        if type(raw).__module__.startswith("metaworld"):
-            raw.seed(int(seed) + i)
+    for i, sub in enumerate(sub_envs(envs)):  # every other env of make_envs is Meta-World's
+        sub.unwrapped.seed(int(seed) + i)
 
 
 def evaluate(policy: Any, envs: gym.vector.VectorEnv, names: list[str], episodes: int, seed: int) -> EvalResult:
