@@ -135,17 +135,18 @@ def test_shipped_task_embedding_files_are_pinned(name):
     assert hashlib.sha256(data).hexdigest() == ROBERTA_SHA256[name]
 
 
-@pytest.mark.parametrize("q", ["Q1", "Q2"])
-def test_sm_critic_matches_the_reference(golden, q):
-    net = _load(SoftModularNet(_spec(golden, critic=True)), sm_values(golden, q))
-    got = _per_task(net, golden, "sm", _inputs(golden, "sm", critic=True))
-    torch.testing.assert_close(got, golden["sm"][q.lower()], **TOL)
+NETS = {"sm": (SoftModularNet, sm_values), "care": (CareNet, care_values)}  # mtrl's class, the weights it gets
 
 
-def test_sm_actor_matches_the_reference(golden):
-    net = _load(SoftModularNet(_spec(golden, critic=False)), sm_values(golden, "actor"))
-    got = _per_task(net, golden, "sm", _inputs(golden, "sm", critic=False))
-    torch.testing.assert_close(got, golden["sm"]["actor_raw"], **TOL)
+@pytest.mark.parametrize("arch", sorted(NETS))
+@pytest.mark.parametrize("which", ["Q1", "Q2", "actor"])
+def test_network_matches_the_reference(golden, arch, which):
+    """Q1, Q2 (the critic's input) and the actor's raw output, per task, against the reference's own classes."""
+    cls, values = NETS[arch]
+    critic = which != "actor"
+    net = _load(cls(_spec(golden, critic=critic)), values(golden, which))
+    got = _per_task(net, golden, arch, _inputs(golden, arch, critic=critic))
+    torch.testing.assert_close(got, golden[arch][which.lower() if critic else "actor_raw"], **TOL)
 
 
 def test_sm_task_encoding_matches_the_reference(golden):
@@ -157,19 +158,6 @@ def test_sm_task_encoding_matches_the_reference(golden):
     with torch.no_grad():
         z = mlp(dict(net.shared), "te", 3, torch.relu(net.task["emb"]))
     torch.testing.assert_close(z[golden["sm"]["env_index"]], golden["sm"]["task_encoding"], **TOL)
-
-
-@pytest.mark.parametrize("q", ["Q1", "Q2"])
-def test_care_critic_matches_the_reference(golden, q):
-    net = _load(CareNet(_spec(golden, critic=True)), care_values(golden, q))
-    got = _per_task(net, golden, "care", _inputs(golden, "care", critic=True))
-    torch.testing.assert_close(got, golden["care"][q.lower()], **TOL)
-
-
-def test_care_actor_matches_the_reference(golden):
-    net = _load(CareNet(_spec(golden, critic=False)), care_values(golden, "actor"))
-    got = _per_task(net, golden, "care", _inputs(golden, "care", critic=False))
-    torch.testing.assert_close(got, golden["care"]["actor_raw"], **TOL)
 
 
 @pytest.mark.parametrize("which", ["critic", "actor"])
