@@ -20,6 +20,7 @@ default: ``train.warmup_updates`` (that many updates at once when warm-up ends, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -447,40 +448,45 @@ def open_run(cfg: DictConfig, out_dir: Path) -> RunState:
     # --- seeding: python, numpy, torch globally + the run's own generators
     rngs = seeding.seed_everything(int(cfg.seed))
 
-    lock, ckpt_dir = open_run_dir(cfg, out_dir, K)
-    resumed = find_resume(cfg, out_dir, ckpt_dir)
-    envs, obs_dim, act_dim = build_envs(cfg, K)
+    with contextlib.ExitStack() as undo:  # a refused resume or a failed build closes what was opened, the lock last
+        lock, ckpt_dir = open_run_dir(cfg, out_dir, K)
+        undo.callback(lock.close)
+        resumed = find_resume(cfg, out_dir, ckpt_dir)
+        envs, obs_dim, act_dim = build_envs(cfg, K)
+        undo.callback(envs.close)
 
-    # --- agent: one aggregator instance per aggregated loss (stateful methods keep per-loss state)
-    agent = build_agent(cfg, obs_dim, act_dim, K, device)
+        # --- agent: one aggregator instance per aggregated loss (stateful methods keep per-loss state)
+        agent = build_agent(cfg, obs_dim, act_dim, K, device)
 
-    # --- replay: one buffer per task
-    buffer = MultiTaskReplayBuffer(K, max(1, int(a_cfg.buffer_capacity) // K), obs_dim, act_dim)
+        # --- replay: one buffer per task
+        buffer = MultiTaskReplayBuffer(K, max(1, int(a_cfg.buffer_capacity) // K), obs_dim, act_dim)
 
-    # --- start, or resume from the checkpoint
-    fingerprint = _fingerprint(cfg, names, obs_dim, act_dim)
-    obs, _ = envs.reset(seed=int(cfg.seed))
-    warmup = int(t_cfg.warmup_steps_per_task)
-    run = RunState(cfg=cfg, out_dir=out_dir, ckpt_dir=ckpt_dir, lock=lock, names=names, K=K, device=device,
-                   rngs=rngs, envs=envs, agent=agent, buffer=buffer, fingerprint=fingerprint, act_dim=act_dim,
-                   total=int(t_cfg.steps_per_task), warmup=warmup, first_update=max(warmup, 1),
-                   batch_per_task=batch_per_task, uniform_replay=str(a_cfg.replay) == "uniform",
-                   max_skipped=int(t_cfg.get("max_skipped_in_a_row", 100)),
-                   obs=obs, ep_return=np.zeros(K), ep_success=np.zeros(K, dtype=bool))  # fmt: skip
-    saved_evals = restore(run, resumed) if resumed is not None else None
+        # --- start, or resume from the checkpoint
+        fingerprint = _fingerprint(cfg, names, obs_dim, act_dim)
+        obs, _ = envs.reset(seed=int(cfg.seed))
+        warmup = int(t_cfg.warmup_steps_per_task)
+        run = RunState(cfg=cfg, out_dir=out_dir, ckpt_dir=ckpt_dir, lock=lock, names=names, K=K, device=device,
+                       rngs=rngs, envs=envs, agent=agent, buffer=buffer, fingerprint=fingerprint, act_dim=act_dim,
+                       total=int(t_cfg.steps_per_task), warmup=warmup, first_update=max(warmup, 1),
+                       batch_per_task=batch_per_task, uniform_replay=str(a_cfg.replay) == "uniform",
+                       max_skipped=int(t_cfg.get("max_skipped_in_a_row", 100)),
+                       obs=obs, ep_return=np.zeros(K), ep_success=np.zeros(K, dtype=bool))  # fmt: skip
+        saved_evals = restore(run, resumed) if resumed is not None else None
 
-    # --- logging (after the resume: TensorBoard purges what the interrupted run logged after the checkpoint)
-    run.logger = RunLogger(out_dir, names, str(cfg.env.name), int(cfg.seed), str(a_cfg.aggregator),
-                           tensorboard=bool(cfg.logger.tensorboard), purge_step=run.step + 1 if resumed else None,
-                           diagnostics_streams=[str(x) for x in a_cfg.aggregate_on]
-                           if cfg.logger.get("diagnostics_file", True) else None)  # fmt: skip
-    run.logger.log_config(OmegaConf.to_yaml(cfg, resolve=True), tensorboard=resumed is None)
-    if resumed is not None:
-        run.logger.restore_evals(run.step, saved_evals)
-    run.last_eval = run.logger.records[-1] if run.logger.records else None
+        # --- logging (after the resume: TensorBoard purges what the interrupted run logged after the checkpoint)
+        run.logger = RunLogger(out_dir, names, str(cfg.env.name), int(cfg.seed), str(a_cfg.aggregator),
+                               tensorboard=bool(cfg.logger.tensorboard), purge_step=run.step + 1 if resumed else None,
+                               diagnostics_streams=[str(x) for x in a_cfg.aggregate_on]
+                               if cfg.logger.get("diagnostics_file", True) else None)  # fmt: skip
+        undo.callback(run.logger.close)
+        run.logger.log_config(OmegaConf.to_yaml(cfg, resolve=True), tensorboard=resumed is None)
+        if resumed is not None:
+            run.logger.restore_evals(run.step, saved_evals)
+        run.last_eval = run.logger.records[-1] if run.logger.records else None
 
-    # --- evaluation envs: the training goals (restored ones after a resume), their own RNG for the rest
-    run.eval_envs, run.eval_seed = make_eval_envs(cfg.env, int(cfg.seed), envs)
+        # --- evaluation envs: the training goals (restored ones after a resume), their own RNG for the rest
+        run.eval_envs, run.eval_seed = make_eval_envs(cfg.env, int(cfg.seed), envs)
+        undo.pop_all()  # opened: the run owns them now (train's finally closes them)
     return run
 
 
@@ -488,10 +494,14 @@ def open_run_dir(cfg: DictConfig, out_dir: Path, K: int) -> tuple[Any, Path]:
     """The run directory: locked (one run writes into it at a time), never reused by a fresh run (issue 21),
     leftovers of killed writes removed. Returns the lock and the checkpoint directory."""
     lock = lock_run_dir(out_dir)
-    refuse_reuse(out_dir, cfg.resume)
     ckpt_dir = out_dir / "checkpoints"
-    remove_temp_files(ckpt_dir)
-    remove_text_temp_files(out_dir)
+    try:
+        refuse_reuse(out_dir, cfg.resume)
+        remove_temp_files(ckpt_dir)
+        remove_text_temp_files(out_dir)
+    except BaseException:
+        lock.close()  # refused: the directory stays free for the run that may write into it
+        raise
     log.info("run directory: %s (building the %s environments, %d tasks)", out_dir.resolve(), cfg.env.name, K)
     return lock, ckpt_dir
 

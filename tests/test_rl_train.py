@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 
 from mtrl._paths import config_dir
 from mtrl.aggregators import AGGREGATORS
-from mtrl.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
+from mtrl.checkpoint import CheckpointError, RunDirError, latest_checkpoint, list_checkpoints, load_checkpoint
 from mtrl.train import ConfigError, _rewrite_argv, _run, check_config, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,6 +178,45 @@ def test_corrupt_or_mismatched_checkpoint_is_refused_and_kept(tmp_path):
     ckpt.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="not an mtrl checkpoint"):
         load_checkpoint(ckpt)
+
+
+def _lock_is_free(directory: Path) -> bool:
+    """Whether another open file can take the run directory's lock now (flock is per open file: a lock this
+    process still holds through a leaked handle refuses it)."""
+    import fcntl
+
+    with open(directory / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return True
+
+
+def test_a_refused_run_leaves_the_directory_unlocked(tmp_path, monkeypatch):
+    run(tmp_path, "train.steps_per_task=20")
+    assert _lock_is_free(tmp_path)
+    with pytest.raises(RunDirError, match="already holds a run"):  # a fresh run into a finished one
+        run(tmp_path, "train.steps_per_task=40")
+    assert _lock_is_free(tmp_path)
+    with pytest.raises(CheckpointError, match="does not match"):  # refused after the envs were built
+        run(tmp_path, "train.steps_per_task=40", "resume=true", "agent.hidden_dim=32")
+    assert _lock_is_free(tmp_path)
+    import mtrl.train as train_module
+
+    built = []
+
+    def build_then_fail(*args, **kwargs):  # the last thing open_run builds fails: all before it must be closed
+        built.append(args[-1])  # the training envs
+        raise OSError("no evaluation envs")
+
+    monkeypatch.setattr(train_module, "make_eval_envs", build_then_fail)
+    with pytest.raises(OSError, match="no evaluation envs"):
+        run(tmp_path, "train.steps_per_task=40", "resume=true")
+    assert _lock_is_free(tmp_path) and built and built[0].closed
+    monkeypatch.undo()
+    run(tmp_path, "train.steps_per_task=40", "resume=true")  # and the run continues
 
 
 @pytest.mark.parametrize(
