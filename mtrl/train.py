@@ -276,11 +276,14 @@ def _device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r} (cpu, cuda, cuda:N, auto)") from None
 
 
-# Settings added after checkpoints existed: in the fingerprint only when not at their default (so older checkpoints
-# of default runs still resume; ``load_checkpoint`` compares the keys of both sides). ``env.task_id`` is covered by
+# Settings added after checkpoints existed: in the fingerprint only when not at the value a checkpoint without the
+# key was made with (so older checkpoints still resume; ``load_checkpoint`` compares the keys of both sides). These
+# are the values of the code before each key existed, not necessarily today's config defaults: a run resumed under
+# other settings than it was trained with is refused, never silently switched. ``env.task_id`` is covered by
 # ``obs_dim``; ``agent.init`` and ``train.warmup_updates`` only matter before the first checkpoint.
 _FINGERPRINT_DEFAULTS = {"agent.alpha": "per_task", "agent.replay": "stratified", "agent.encoders": "separate",
-                         "agent.actor_attention": "train"}  # fmt: skip
+                         "agent.actor_attention": "train", "agent.log_std": "tanh", "agent.alpha_loss": "alpha",
+                         "agent.target_task_encoder": "target", "agent.encoder_tau": "None"}  # fmt: skip
 
 
 def _fingerprint(cfg: DictConfig, names: list[str], obs_dim: int, act_dim: int) -> dict[str, Any]:

@@ -180,6 +180,19 @@ def test_corrupt_or_mismatched_checkpoint_is_refused_and_kept(tmp_path):
         load_checkpoint(ckpt)
 
 
+@pytest.mark.parametrize("override", ["agent.log_std=clamp", "agent.alpha_loss=log_alpha"])
+def test_a_resume_under_another_sac_setting_is_refused(tmp_path, override):
+    """The log-σ squashing and the temperature loss change every update after the checkpoint: a resume that would
+    switch them is refused (both ways), one with the run's own setting continues."""
+    run(tmp_path / "default", "train.steps_per_task=20")
+    with pytest.raises(CheckpointError, match="does not match.*" + override.split("=")[0].split(".")[1]):
+        run(tmp_path / "default", "train.steps_per_task=40", "resume=true", override)
+    run(tmp_path / "other", "train.steps_per_task=20", override)
+    with pytest.raises(CheckpointError, match="does not match"):
+        run(tmp_path / "other", "train.steps_per_task=40", "resume=true")
+    run(tmp_path / "other", "train.steps_per_task=40", "resume=true", override)
+
+
 def _lock_is_free(directory: Path) -> bool:
     """Whether another open file can take the run directory's lock now (flock is per open file: a lock this
     process still holds through a leaked handle refuses it)."""
