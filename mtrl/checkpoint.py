@@ -328,10 +328,14 @@ def save_checkpoint(directory: str | Path, step: int, payload: dict[str, Any], k
 
 
 def load_checkpoint(
-    path: str | Path, fingerprint: dict[str, Any] | None = None, skip: tuple[str, ...] = ()
+    path: str | Path,
+    fingerprint: dict[str, Any] | None = None,
+    skip: tuple[str, ...] = (),
+    implied: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read and verify a checkpoint; compare its fingerprint with ``fingerprint`` (the current run's), except the
-    keys in ``skip`` (those not known yet, e.g. sizes read from the built envs).
+    keys in ``skip`` (those not known yet, e.g. sizes read from the built envs). ``implied``: the value a key stands
+    for where a side does not hold it (settings added after checkpoints existed), compared and reported as such.
 
     Raises:
         CheckpointError: unreadable, corrupt (digest mismatch) or mismatched checkpoint. The file is not touched.
@@ -364,12 +368,14 @@ def load_checkpoint(
         raise CorruptCheckpointError(f"checkpoint {p} holds no mtrl payload; refusing to resume, file kept")
     payload["format"] = version  # v1 -> v2 migration: the same payload, without the evaluation records
     if fingerprint is not None:  # every key of either side (a key on one side only is a mismatch)
-        theirs = payload.get("fingerprint", {})
-        keys = list(fingerprint) + [k for k in theirs if k not in fingerprint]
+        implied = implied or {}
+        theirs = {**implied, **payload.get("fingerprint", {})}
+        ours = {**implied, **fingerprint}
+        keys = list(ours) + [k for k in theirs if k not in ours]
         diff = [
-            f"{k}: checkpoint {theirs.get(k)!r} vs run {fingerprint.get(k)!r}"
+            f"{k}: checkpoint {theirs.get(k)!r} vs run {ours.get(k)!r}"
             for k in keys
-            if k not in skip and theirs.get(k) != fingerprint.get(k)
+            if k not in skip and theirs.get(k) != ours.get(k)
         ]
         if diff:
             raise CheckpointError(
@@ -379,7 +385,11 @@ def load_checkpoint(
 
 
 def find_resume_checkpoint(
-    resume: Any, ckpt_dir: str | Path, fingerprint: dict[str, Any] | None = None, skip: tuple[str, ...] = ()
+    resume: Any,
+    ckpt_dir: str | Path,
+    fingerprint: dict[str, Any] | None = None,
+    skip: tuple[str, ...] = (),
+    implied: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any]] | None:
     """Load the checkpoint a ``resume=`` setting names (see :func:`resume_checkpoint_path`).
 
@@ -396,7 +406,7 @@ def find_resume_checkpoint(
         candidates.insert(0, path)
     for i, p in enumerate(candidates):
         try:
-            return p, load_checkpoint(p, fingerprint, skip)
+            return p, load_checkpoint(p, fingerprint, skip, implied)
         except CorruptCheckpointError as err:
             if i + 1 == len(candidates):
                 raise

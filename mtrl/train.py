@@ -690,7 +690,7 @@ def _load_resume(cfg: DictConfig, ckpt_dir: Path) -> tuple[Path, dict[str, Any]]
     key = f"{cfg.resume}|{Path(ckpt_dir).resolve()}"
     if key in _PRELOADED:
         return _PRELOADED.pop(key)
-    return find_resume_checkpoint(cfg.resume, ckpt_dir, fp, skip=_ENV_KEYS)
+    return find_resume_checkpoint(cfg.resume, ckpt_dir, fp, skip=_ENV_KEYS, implied=_FINGERPRINT_DEFAULTS)
 
 
 def _progress(setting: Any, total: int, initial: int):

@@ -188,7 +188,8 @@ def test_a_resume_under_another_sac_setting_is_refused(tmp_path, key):
     other = {"log_std": {"tanh": "clamp", "clamp": "tanh"}, "alpha_loss": {"alpha": "log_alpha", "log_alpha": "alpha"}}
     override = f"agent.{key}={other[key][getattr(SACConfig, key)]}"  # not the default
     run(tmp_path / "default", "train.steps_per_task=20")
-    with pytest.raises(CheckpointError, match=f"does not match.*{key}"):
+    default, value = getattr(SACConfig, key), other[key][getattr(SACConfig, key)]
+    with pytest.raises(CheckpointError, match=f"does not match.*agent.{key}: checkpoint '{default}' vs run '{value}'"):
         run(tmp_path / "default", "train.steps_per_task=40", "resume=true", override)
     run(tmp_path / "other", "train.steps_per_task=20", override)
     with pytest.raises(CheckpointError, match="does not match"):
@@ -377,7 +378,7 @@ def test_resume_with_another_alpha_or_replay_is_refused(tmp_path):
     checkpoints of default runs written before they existed still resume)."""
     run(tmp_path, "train.steps_per_task=20")
     assert "agent.alpha" not in final_state(tmp_path)["fingerprint"]
-    with pytest.raises(CheckpointError, match="agent.alpha: checkpoint None vs run 'shared'"):
+    with pytest.raises(CheckpointError, match="agent.alpha: checkpoint 'per_task' vs run 'shared'"):
         run(tmp_path, "train.steps_per_task=40", "resume=true", "agent.alpha=shared")
     with pytest.raises(CheckpointError, match="agent.replay"):
         run(tmp_path, "train.steps_per_task=40", "resume=true", "agent.replay=uniform")
