@@ -335,3 +335,17 @@ def test_published_presets_keep_the_reference_sac_and_the_others_sb3s(preset):
     expected = ("tanh", "alpha") if published else ("clamp", "log_alpha")
     assert (cfg.agent.log_std, cfg.agent.alpha_loss) == expected
     assert published == preset.endswith("_mt10") or preset == "mt10_reference"
+
+
+def test_every_row_of_the_mt10_table_trains_the_reference_sac():
+    """``python -m mtrl.reproduce table=mt10``: each row's run reproduces a published one, so it keeps the
+    reference's log-σ squashing and temperature loss whatever the plain defaults are."""
+    import yaml
+
+    import mtrl.tables
+
+    rows = yaml.safe_load((Path(mtrl.tables.__file__).parent / "mt10.yaml").read_text())["rows"]
+    assert len(rows) >= 10
+    for row in rows:
+        a = cfg_of(*row["overrides"]).agent
+        assert (a.log_std, a.alpha_loss) == ("tanh", "alpha"), row["id"]
