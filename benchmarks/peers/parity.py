@@ -368,16 +368,17 @@ def table(data: dict) -> str:
                     continue
                 row.append(_cell(np.asarray(vals)))
             lines.append("| " + " | ".join(row) + " |")
-        # the whole curve in one number: mean success over all evaluations from 10k steps on
-        row = ["mean ≥10k"]
-        for impl in impls:
-            per_seed = [np.mean([s for st, s in sd.items() if st >= 10_000]) for sd in data[impl].get(task, {}).values()
-                        if any(st >= 10_000 for st in sd)]  # fmt: skip
-            if per_seed:
-                row.append(_cell(np.asarray(per_seed)))
-            else:
-                row.append("—")
-        lines.append("| " + " | ".join(row) + " |")
+        # the whole curve in one number per seed: mean success over the evaluations from 10k (20k) steps on, and
+        # over each seed's last five evaluations (where it ended up)
+        windows = (("mean ≥10k", lambda sd: [v for st, v in sd.items() if st >= 10_000]),
+                   ("mean ≥20k", lambda sd: [v for st, v in sd.items() if st >= 20_000]),
+                   ("last 5", lambda sd: [sd[st] for st in sorted(sd)[-5:]]))  # fmt: skip
+        for label, window in windows:
+            row = [label]
+            for impl in impls:
+                per_seed = [np.mean(window(sd)) for sd in data[impl].get(task, {}).values() if window(sd)]
+                row.append(_cell(np.asarray(per_seed)) if per_seed else "—")
+            lines.append("| " + " | ".join(row) + " |")
         # how fast: the first evaluation at which each seed reached 0.9 (mean over the seeds that did; n of N)
         row = ["first ≥0.9"]
         for impl in impls:

@@ -1,0 +1,34 @@
+"""The parity harness's summary (benchmarks/peers/parity.py): each one-number row equals the value computed by hand
+from the evaluations, per seed, in seed order (the numbers docs/parity.md reads off)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+_PATH = Path(__file__).parents[1] / "benchmarks" / "peers" / "parity.py"
+_spec = importlib.util.spec_from_file_location("parity", _PATH)
+parity = importlib.util.module_from_spec(_spec)
+sys.modules["parity"] = parity
+_spec.loader.exec_module(parity)
+
+
+def _row(text: str, label: str) -> list[str]:
+    line = next(x for x in text.splitlines() if x.startswith(f"| {label} |"))
+    return [c.strip() for c in line.strip("|").split("|")[1:]]
+
+
+def test_summary_rows_are_the_hand_computed_means_and_first_hits():
+    curve = {5_000: 0.0, 10_000: 0.2, 15_000: 0.4, 20_000: 0.9, 25_000: 0.6, 30_000: 1.0, 35_000: 1.0}
+    late = {st: (1.0 if st >= 30_000 else 0.0) for st in curve}
+    data = {"sb3": {"t": {1: curve, 2: late}}, "mtrl": {"t": {1: late}}}
+    text = parity.table(data)
+    ge10, ge20, last5, first = (_row(text, k) for k in ("mean ≥10k", "mean ≥20k", "last 5", "first ≥0.9"))
+    # sb3 seed 1: mean of 0.2, 0.4, 0.9, 0.6, 1, 1 = 0.683; from 20k: 0.9, 0.6, 1, 1 = 0.875; last 5: 0.4 .. 1 = 0.78
+    # sb3 seed 2: 2/6 = 0.333 from 10k, 2/4 = 0.5 from 20k, 2/5 = 0.4 over the last five
+    assert ge10[0].endswith("(0.68, 0.33)") and ge10[0].startswith("0.51 ")
+    assert ge20[0].endswith("(0.88, 0.50)") and ge20[0].startswith("0.69 ")
+    assert last5[0].endswith("(0.78, 0.40)") and last5[0].startswith("0.59 ")
+    assert first[0] == "25.0k (2 of 2: 20k, 30k)" and first[1] == "30.0k (1 of 1: 30k)"
+    assert ge10[1].startswith("0.33 ") and "{—}" in ge10[1]  # one seed: no t-interval
