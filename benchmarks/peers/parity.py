@@ -18,15 +18,17 @@ Every (implementation, task, seed) is one subprocess with one torch thread (``--
 whose last evaluation is already there. ``summary`` writes ``parity.md`` (success at equal steps: mean over seeds
 with a 95% percentile-bootstrap interval, and each seed) and ``parity.png`` (curves with the same intervals).
 
-The settings are the same on both sides except two deliberate differences of mtrl's SAC, which follows
-facebookresearch/mtrl, that can change learning (docs/parity.md): the log σ squashing (tanh into [−20, 2]; SB3
-clamps) and the temperature loss (α·(…); SB3 log α·(…)). The order of the α update and the critic loss scale differ
-in form only (docs/parity.md says why).
+The settings are the same on both sides except two differences that can change learning (docs/parity.md): the
+log σ squashing (facebookresearch/mtrl: tanh into [−20, 2]; SB3 clamps) and the temperature loss
+(facebookresearch/mtrl: α·(…); SB3: log α·(…)). The order of the α update and the critic loss scale differ in form
+only (docs/parity.md says why). ``mtrl`` is mtrl's SAC with the reference's two settings, pinned here
+(``REFERENCE_SAC``) whatever mtrl's defaults are, so that a label means the same run in every session.
 
 mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp" "mtrl-logalpha:agent.alpha_loss=log_alpha"``
-adds runs labelled ``mtrl-clamp`` and ``mtrl-logalpha`` with the Hydra overrides after the colon (``;``-separated):
-SB3's squashing, and SB3's temperature loss. Each ``run`` appends its command, commit, ``pip freeze`` and the
-runs it started to ``<out>/provenance.jsonl``.
+adds runs labelled ``mtrl-clamp`` and ``mtrl-logalpha`` with the Hydra overrides after the colon (``;``-separated),
+which replace the pinned settings they name: SB3's squashing, and SB3's temperature loss.
+``"mtrl-clamp-logalpha:agent.log_std=clamp;agent.alpha_loss=log_alpha"`` is both, mtrl's default since 5 Dec 2026.
+Each ``run`` appends its command, commit, ``pip freeze`` and the runs it started to ``<out>/provenance.jsonl``.
 
 ``goals`` (a diagnostic, docs/parity.md): each finished run's final policy (mtrl: its last checkpoint; SB3: the
 ``sb3_final.zip`` its worker saves) on the training goals and on unseen goals (``env.eval_goals=unseen``: the
@@ -125,9 +127,17 @@ def run_sb3(task: str, seed: int, steps: int, out: Path) -> None:
     eval_envs.close()
 
 
+# The label ``mtrl``: facebookresearch/mtrl's log σ squashing and temperature loss (mtrl's defaults until 5 Dec 2026,
+# when the study made SB3's the defaults); a variant's override of the same key replaces the pinned value.
+REFERENCE_SAC = {"agent.log_std": "tanh", "agent.alpha_loss": "alpha"}
+
+
 def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[str]) -> list[str]:
-    """``python -m mtrl.train`` with the shared settings (MT1 is K = 1: the multi-head MLP is a plain MLP)."""
+    """``python -m mtrl.train`` with the shared settings (MT1 is K = 1: the multi-head MLP is a plain MLP), the
+    reference's SAC settings, then the variant's ``overrides``."""
     s = SETTINGS
+    named = {o.partition("=")[0] for o in overrides}
+    pinned = [f"{k}={v}" for k, v in REFERENCE_SAC.items() if k not in named]
     return [
         sys.executable, "-m", "mtrl.train", "env=mt1", f"env.task={task}", f"seed={seed}",
         f"train.steps_per_task={steps}", f"train.warmup_steps_per_task={s['warmup_steps']}",
@@ -137,7 +147,7 @@ def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[st
         f"agent.buffer_capacity={s['buffer_size']}", f"agent.lr={s['lr']}", f"agent.alpha_lr={s['lr']}",
         f"agent.gamma={s['gamma']}", f"agent.tau={s['tau']}", f"agent.init_alpha={s['init_alpha']}",
         f"train.checkpoint_every={steps}", "train.torch_threads=1", "train.progress=false", "logger=none",
-        f"hydra.run.dir={out}", *overrides,
+        f"hydra.run.dir={out}", *pinned, *overrides,
     ]  # fmt: skip
 
 
