@@ -52,3 +52,13 @@ def test_mtrl_label_pins_the_reference_sac_and_variants_replace_what_they_name(t
     for overrides, expected in cases:
         a = agent(overrides)
         assert (a.log_std, a.alpha_loss) == expected
+
+
+def test_paired_differences_are_seed_by_seed():
+    a = {1: {10_000: 1.0, 20_000: 1.0}, 2: {10_000: 0.5, 20_000: 0.9}, 3: {10_000: 1.0, 20_000: 1.0}}
+    b = {1: {10_000: 0.0, 20_000: 1.0}, 2: {10_000: 0.5, 20_000: 0.5}}  # seed 3 not run: left out
+    text = parity.paired({"x": {"t": a}, "y": {"t": b}}, "x", "y")
+    assert "### t (seeds 1, 2)" in text
+    # mean ≥10k: seed 1 1.0 − 0.5 = +0.50, seed 2 0.70 − 0.50 = +0.20; first ≥0.9: 10k − 20k, 20k − never (left out)
+    assert "| mean ≥10k | +0.35 {" in text and "| +0.50, +0.20 |" in text
+    assert "| first ≥0.9 (steps) | -10.0k {—} | -10.0k |" in text

@@ -361,6 +361,43 @@ def _cell(v: np.ndarray) -> str:
     return f"{v.mean():.2f} [{lo:.2f}, {hi:.2f}] {{{t}}} ({', '.join(f'{x:.2f}' for x in v)})"
 
 
+_WINDOWS = {
+    "mean ≥10k": lambda sd: [v for st, v in sd.items() if st >= 10_000],
+    "mean ≥20k": lambda sd: [v for st, v in sd.items() if st >= 20_000],
+    "last 5": lambda sd: [sd[st] for st in sorted(sd)[-5:]],
+}
+
+
+def _first_hit(sd: dict[int, float]) -> int | None:
+    return min((st for st, v in sd.items() if v >= 0.9), default=None)
+
+
+def paired(data: dict, a: str, b: str) -> str:
+    """Markdown: per task, the seed-by-seed difference ``a − b`` of each one-number measure (the seeds both ran;
+    for the first step at 0.9, the seeds on which both reached it), its mean and 95% t-interval: with few seeds the
+    pairing removes the spread between seeds that both learners share."""
+    lines = [f"Paired differences {a} − {b} (seeds both ran, in seed order; mean {{95% t-interval}}):", ""]
+    for task in sorted(set(data.get(a, {})) & set(data.get(b, {}))):
+        A, B = data[a][task], data[b][task]
+        seeds = sorted(set(A) & set(B))
+        lines += [f"### {task} (seeds {', '.join(map(str, seeds))})", "", "| measure | mean {95% t} | per seed |",
+                  "|---|---|---|"]  # fmt: skip
+        measures = {k: [(np.mean(w(A[s])), np.mean(w(B[s]))) for s in seeds if w(A[s]) and w(B[s])]
+                    for k, w in _WINDOWS.items()}  # fmt: skip
+        hits = [(_first_hit(A[s]), _first_hit(B[s])) for s in seeds]
+        measures["first ≥0.9 (steps)"] = [(x, y) for x, y in hits if x is not None and y is not None]
+        for k, pairs in measures.items():
+            d = np.asarray([x - y for x, y in pairs], dtype=float)
+            if not len(d):
+                continue
+            lo, hi = t_ci(d)
+            fmt = (lambda v: f"{v / 1000:+.1f}k") if k.startswith("first") else (lambda v: f"{v:+.2f}")
+            t = "—" if np.isnan(lo) else f"{fmt(lo)}, {fmt(hi)}"
+            lines.append(f"| {k} | {fmt(d.mean())} {{{t}}} | {', '.join(fmt(v) for v in d)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def table(data: dict) -> str:
     """Markdown: one block per task, rows = evaluation step, columns = implementation."""
     impls = sorted(data, key=lambda s: (s != "sb3", s))
@@ -380,10 +417,7 @@ def table(data: dict) -> str:
             lines.append("| " + " | ".join(row) + " |")
         # the whole curve in one number per seed: mean success over the evaluations from 10k (20k) steps on, and
         # over each seed's last five evaluations (where it ended up)
-        windows = (("mean ≥10k", lambda sd: [v for st, v in sd.items() if st >= 10_000]),
-                   ("mean ≥20k", lambda sd: [v for st, v in sd.items() if st >= 20_000]),
-                   ("last 5", lambda sd: [sd[st] for st in sorted(sd)[-5:]]))  # fmt: skip
-        for label, window in windows:
+        for label, window in _WINDOWS.items():
             row = [label]
             for impl in impls:
                 per_seed = [np.mean(window(sd)) for sd in data[impl].get(task, {}).values() if window(sd)]
@@ -393,7 +427,7 @@ def table(data: dict) -> str:
         row = ["first ≥0.9"]
         for impl in impls:
             seeds = list(data[impl].get(task, {}).values())
-            first = [min((st for st, s in sd.items() if s >= 0.9), default=None) for sd in seeds]
+            first = [_first_hit(sd) for sd in seeds]
             hit = [f for f in first if f is not None]
             if not seeds:
                 row.append("—")
@@ -456,6 +490,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
                     for t, td in d.items()} for i, d in data.items()}  # fmt: skip
         name = f"parity_until{args.until // 1000}k"
     text = table(data)
+    for a, b in args.paired or []:
+        text += "\n\n" + paired(data, a, b)
     (root / f"{name}.md").write_text(text + "\n")
     plot(data, root / f"{name}.png")
     print(text)
@@ -477,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", default="benchmarks/results/peers/parity")
     s.add_argument("--until", type=int, default=None,
                    help="cut every curve at this step (parity_until<k>k.md/.png): runs of several lengths")
+    s.add_argument("--paired", nargs=2, action="append", metavar=("A", "B"),
+                   help="add the seed-by-seed differences A − B of each measure (repeatable)")
     g = sub.add_parser("goals", help="final policies on the training goals and on unseen goals (goals.md)")
     g.add_argument("--out", default="benchmarks/results/peers/parity")
     g.add_argument("--steps", type=int, default=30_000, help="the runs' length (only finished runs are evaluated)")
