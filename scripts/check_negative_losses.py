@@ -25,11 +25,12 @@ from mtrl._paths import config_dir
 from mtrl.train import DivergedError, train
 
 
-def measure(method: str, steps: int, aggregate_on: str, out: Path) -> dict:
+def measure(method: str, steps: int, aggregate_on: str, out: Path, extra: list[str] | None = None) -> dict:
     overrides = ["env=fake", "experiment=smoke", f"agent.aggregator={method}", f"train.steps_per_task={steps}",
                  "train.log_every=50", "train.eval_every=100000", f"train.checkpoint_every={steps}",
                  "train.torch_threads=1", "train.progress=false", "logger=tensorboard", "agent.diagnostics_every=1",
                  f"agent.aggregate_on=[{aggregate_on}]", "train.max_skipped_in_a_row=1000000"]  # fmt: skip
+    overrides += extra or []
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     row = {"method": method, "aggregate_on": aggregate_on, "diverged": "-"}
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("methods", nargs="+")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--aggregate-on", default="critic,actor")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a further Hydra override, e.g. --set agent.log_std=tanh (repeatable)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     train_mod.NEEDS_POSITIVE_LOSSES = set()  # measure what the refusal (mtrl/train.py) prevents
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     for m in args.methods:
         with tempfile.TemporaryDirectory() as d:
-            r = measure(m, args.steps, args.aggregate_on, Path(d))
+            r = measure(m, args.steps, args.aggregate_on, Path(d), args.set)
         print(f"{r['method']}\t{r['aggregate_on']}\t{r['diverged']}\t{r['actor_loss_mean']:.3g}\t"
               f"{r['actor_loss_last']:.3g}\t{r['actor_w']}\t{r['critic_w']}", flush=True)  # fmt: skip
     return 0

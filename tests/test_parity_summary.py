@@ -32,3 +32,33 @@ def test_summary_rows_are_the_hand_computed_means_and_first_hits():
     assert last5[0].endswith("(0.78, 0.40)") and last5[0].startswith("0.59 ")
     assert first[0] == "25.0k (2 of 2: 20k, 30k)" and first[1] == "30.0k (1 of 1: 30k)"
     assert ge10[1].startswith("0.33 ") and "{—}" in ge10[1]  # one seed: no t-interval
+
+
+def test_mtrl_label_pins_the_reference_sac_and_variants_replace_what_they_name(tmp_path):
+    """``mtrl`` means facebookresearch/mtrl's SAC settings in every session, whatever mtrl's defaults; a variant's
+    override replaces the pinned value of its key (one value per key on the command line) and keeps the other."""
+    from tests.test_rl_train import cfg_of
+
+    def agent(overrides):
+        cmd = parity.mtrl_command("reach-v3", 1, 100, tmp_path, overrides)
+        args = cmd[cmd.index("mtrl.train") + 1 :]
+        keys = [a.partition("=")[0] for a in args]
+        assert len(keys) == len(set(keys)), keys
+        return cfg_of(*[a for a in args if not a.startswith("hydra.")]).agent
+
+    clamp, log_alpha = "agent.log_std=clamp", "agent.alpha_loss=log_alpha"
+    cases = (([], ("tanh", "alpha")), ([clamp], ("clamp", "alpha")), ([log_alpha], ("tanh", "log_alpha")),
+             ([clamp, log_alpha], ("clamp", "log_alpha")))  # fmt: skip
+    for overrides, expected in cases:
+        a = agent(overrides)
+        assert (a.log_std, a.alpha_loss) == expected
+
+
+def test_paired_differences_are_seed_by_seed():
+    a = {1: {10_000: 1.0, 20_000: 1.0}, 2: {10_000: 0.5, 20_000: 0.9}, 3: {10_000: 1.0, 20_000: 1.0}}
+    b = {1: {10_000: 0.0, 20_000: 1.0}, 2: {10_000: 0.5, 20_000: 0.5}}  # seed 3 not run: left out
+    text = parity.paired({"x": {"t": a}, "y": {"t": b}}, "x", "y")
+    assert "### t (seeds 1, 2)" in text
+    # mean ≥10k: seed 1 1.0 − 0.5 = +0.50, seed 2 0.70 − 0.50 = +0.20; first ≥0.9: 10k − 20k, 20k − never (left out)
+    assert "| mean ≥10k | +0.35 {" in text and "| +0.50, +0.20 |" in text
+    assert "| first ≥0.9 (steps) | -10.0k {—} | -10.0k |" in text

@@ -218,7 +218,8 @@ def test_alpha_in_aggregate_on_routes_the_per_task_alpha_gradients_through_the_a
     for label, agg, on in (("mean", "ls", ("critic", "actor")), ("ls", "ls", ("critic", "actor", "alpha")),
                            ("mgda", "mgda", ("critic", "actor", "alpha"))):  # fmt: skip
         torch.manual_seed(0)
-        cfg = SACConfig(hidden_dim=16, num_layers=2, arch="shared", alpha="shared", aggregate_on=on)
+        cfg = SACConfig(hidden_dim=16, num_layers=2, arch="shared", alpha="shared", aggregate_on=on,
+                        alpha_loss="alpha")  # the α form, whose log-α gradient is the loss itself
         aggs = {"critic": make_aggregator("ls"), "actor": make_aggregator("ls"), "alpha": _spy(agg)}
         ag = MultiTaskSAC(OBS, ACT, K, cfg, aggs)
         ag.update(_batch(), torch.Generator().manual_seed(0))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from mtrl._paths import config_dir
 from mtrl.agents import MultiTaskSAC, SACConfig
 from mtrl.agents.losses import policy_one
 from mtrl.aggregators import make_aggregator
@@ -206,7 +208,14 @@ def test_defaults_are_mtrls_own_training(arch):
     assert not any(p is q for p in ag.q1.parameters() for q in [*ag.q2.parameters(), *ag.actor.parameters()])
     assert ag.task_encoder_opt is None and [r for *_, r in ag._polyak] == [ag.cfg.tau]
     assert set(_opt_ids(ag.actor_opt)) == {id(p) for p in ag.actor.parameters()}
-    explicit = _agent(arch, encoders="separate", encoder_tau=None, target_task_encoder="target", log_std="tanh")
+    explicit = _agent(
+        arch,
+        encoders="separate",
+        encoder_tau=None,
+        target_task_encoder="target",
+        log_std="clamp",
+        alpha_loss="log_alpha",
+    )
     for i in range(2):
         ag.update(_batch(i), torch.Generator().manual_seed(i))
         explicit.update(_batch(i), torch.Generator().manual_seed(i))
@@ -236,7 +245,7 @@ def test_log_std_tanh_and_clamp_at_a_fresh_network():
 
 
 def test_log_std_reaches_every_policy_evaluation():
-    tanh, clamp = _agent("multihead"), _agent("multihead", log_std="clamp")
+    tanh, clamp = _agent("multihead", log_std="tanh"), _agent("multihead", log_std="clamp")
     obs = _batch()["obs"][:, 0].numpy()
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     # a fresh network (raw log σ outputs within about ±1): tanh's σ ≤ e^-3.9, clamp's about 1
@@ -253,7 +262,7 @@ def test_alpha_loss_forms_and_their_gradients(alpha):
     """``alpha``: L = −α (log π + H̄), so ∂L/∂log α = −α (log π + H̄) (fb/mtrl); ``log_alpha``: L = −log α (log π + H̄),
     ∂L/∂log α = −(log π + H̄) (SB3). Checked by hand at log α = log 0.3, for the per-task and the shared α."""
     kw = {"alpha": alpha, "init_alpha": 0.3}
-    ours, sb3 = _agent("multihead", **kw), _agent("multihead", alpha_loss="log_alpha", **kw)
+    ours, sb3 = _agent("multihead", alpha_loss="alpha", **kw), _agent("multihead", alpha_loss="log_alpha", **kw)
     logp = torch.tensor([-1.0, 0.5, 2.0])
     h = ours.target_entropy  # −|A| = −2
     for ag, factor, value in ((ours, 0.3, 0.3), (sb3, 1.0, math.log(0.3))):
@@ -269,7 +278,10 @@ def test_alpha_loss_changes_only_the_temperature_step():
     the temperature moves the same at Adam's first step (±lr whatever the gradient's scale) and differently once
     Adam has seen α at two sizes: here α is set from 0.05 to 0.001 between the updates (in training α changes that
     much over Adam's memory of about 1,000 steps)."""
-    ours, sb3 = _agent("multihead", init_alpha=0.05), _agent("multihead", alpha_loss="log_alpha", init_alpha=0.05)
+    ours, sb3 = (
+        _agent("multihead", alpha_loss="alpha", init_alpha=0.05),
+        _agent("multihead", alpha_loss="log_alpha", init_alpha=0.05),
+    )
     for t in range(2):
         ours.update(_batch(t), torch.Generator().manual_seed(t))
         sb3.update(_batch(t), torch.Generator().manual_seed(t))
@@ -296,15 +308,44 @@ def test_reference_presets_pin_the_reference_values(arch):
     a = cfg_of(f"experiment={arch}_mt10").agent
     assert (a.hidden_dim, a.num_layers, a.lr, a.alpha_lr, a.gamma, a.tau, a.init_alpha) == (
         400, 3, 3e-4, 3e-4, 0.99, 0.005, 1.0)  # fmt: skip
-    assert (a.encoders, a.encoder_tau, a.target_task_encoder, a.log_std) == ("reference", 0.05, "online", "tanh")
+    assert (a.encoders, a.encoder_tau, a.target_task_encoder, a.log_std, a.alpha_loss) == (
+        "reference", 0.05, "online", "tanh", "alpha")  # fmt: skip
     assert a.actor_attention == ("frozen" if arch == "care" else "train")
     check_config(cfg_of(f"experiment={arch}_mt10"))
 
 
 def test_plain_config_keeps_mtrls_own_training():
     a = cfg_of(*TINY).agent
-    assert (a.encoders, a.encoder_tau, a.target_task_encoder, a.actor_attention, a.log_std) == (
-        "separate", None, "target", "train", "tanh")  # fmt: skip
+    assert (a.encoders, a.encoder_tau, a.target_task_encoder, a.actor_attention) == (
+        "separate", None, "target", "train")  # fmt: skip
+    assert (a.log_std, a.alpha_loss) == (SACConfig.log_std, SACConfig.alpha_loss) == ("clamp", "log_alpha")
     m = cfg_of("experiment=mt10_reference").agent
     assert (m.hidden_dim, m.num_layers, m.lr, m.alpha_lr, m.gamma, m.tau, m.init_alpha) == (
         400, 3, 3e-4, 3e-4, 0.99, 0.005, 1.0)  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml")))
+def test_published_presets_keep_the_reference_sac_and_the_others_sb3s(preset):
+    """Plain runs learn with SB3's log-σ clamp and temperature loss (docs/parity.md: faster on drawer-close and
+    window-open); every preset that reproduces a published run (mt10_reference and those built on it) keeps the
+    reference's tanh squashing and α loss, which produced the published numbers."""
+    cfg = cfg_of(f"experiment={preset}")
+    published = preset == "mt10_reference" or "mt10_reference" in (Path(config_dir()) / "experiment" / f"{preset}.yaml"
+                                                                      ).read_text()  # fmt: skip
+    expected = ("tanh", "alpha") if published else ("clamp", "log_alpha")
+    assert (cfg.agent.log_std, cfg.agent.alpha_loss) == expected
+    assert published == preset.endswith("_mt10") or preset == "mt10_reference"
+
+
+def test_every_row_of_the_mt10_table_trains_the_reference_sac():
+    """``python -m mtrl.reproduce table=mt10``: each row's run reproduces a published one, so it keeps the
+    reference's log-σ squashing and temperature loss whatever the plain defaults are."""
+    import yaml
+
+    import mtrl.tables
+
+    rows = yaml.safe_load((Path(mtrl.tables.__file__).parent / "mt10.yaml").read_text())["rows"]
+    assert len(rows) >= 10
+    for row in rows:
+        a = cfg_of(*row["overrides"]).agent
+        assert (a.log_std, a.alpha_loss) == ("tanh", "alpha"), row["id"]

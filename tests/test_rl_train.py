@@ -17,6 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from mtrl._paths import config_dir
+from mtrl.agents import SACConfig
 from mtrl.aggregators import AGGREGATORS
 from mtrl.checkpoint import CheckpointError, RunDirError, latest_checkpoint, list_checkpoints, load_checkpoint
 from mtrl.train import ConfigError, _rewrite_argv, _run, check_config, train
@@ -180,13 +181,14 @@ def test_corrupt_or_mismatched_checkpoint_is_refused_and_kept(tmp_path):
         load_checkpoint(ckpt)
 
 
-@pytest.mark.parametrize("override", ["agent.log_std=clamp", "agent.alpha_loss=log_alpha"])
-def test_a_resume_under_another_sac_setting_is_refused(tmp_path, override):
+@pytest.mark.parametrize("key", ["log_std", "alpha_loss"])
+def test_a_resume_under_another_sac_setting_is_refused(tmp_path, key):
     """The log-σ squashing and the temperature loss change every update after the checkpoint: a resume that would
     switch them is refused (both ways), one with the run's own setting continues."""
+    other = {"log_std": {"tanh": "clamp", "clamp": "tanh"}, "alpha_loss": {"alpha": "log_alpha", "log_alpha": "alpha"}}
+    override = f"agent.{key}={other[key][getattr(SACConfig, key)]}"  # not the default
     run(tmp_path / "default", "train.steps_per_task=20")
-    key, value = override.removeprefix("agent.").split("=")
-    default = {"log_std": "tanh", "alpha_loss": "alpha"}[key]  # what a checkpoint without the key was made with
+    default, value = getattr(SACConfig, key), other[key][getattr(SACConfig, key)]
     with pytest.raises(CheckpointError, match=f"does not match.*agent.{key}: checkpoint '{default}' vs run '{value}'"):
         run(tmp_path / "default", "train.steps_per_task=40", "resume=true", override)
     run(tmp_path / "other", "train.steps_per_task=20", override)

@@ -18,15 +18,17 @@ Every (implementation, task, seed) is one subprocess with one torch thread (``--
 whose last evaluation is already there. ``summary`` writes ``parity.md`` (success at equal steps: mean over seeds
 with a 95% percentile-bootstrap interval, and each seed) and ``parity.png`` (curves with the same intervals).
 
-The settings are the same on both sides except two deliberate differences of mtrl's SAC, which follows
-facebookresearch/mtrl, that can change learning (docs/parity.md): the log σ squashing (tanh into [−20, 2]; SB3
-clamps) and the temperature loss (α·(…); SB3 log α·(…)). The order of the α update and the critic loss scale differ
-in form only (docs/parity.md says why).
+The settings are the same on both sides except two differences that can change learning (docs/parity.md): the
+log σ squashing (facebookresearch/mtrl: tanh into [−20, 2]; SB3 clamps) and the temperature loss
+(facebookresearch/mtrl: α·(…); SB3: log α·(…)). The order of the α update and the critic loss scale differ in form
+only (docs/parity.md says why). ``mtrl`` is mtrl's SAC with the reference's two settings, pinned here
+(``REFERENCE_SAC``) whatever mtrl's defaults are, so that a label means the same run in every session.
 
 mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp" "mtrl-logalpha:agent.alpha_loss=log_alpha"``
-adds runs labelled ``mtrl-clamp`` and ``mtrl-logalpha`` with the Hydra overrides after the colon (``;``-separated):
-SB3's squashing, and SB3's temperature loss. Each ``run`` appends its command, commit, ``pip freeze`` and the
-runs it started to ``<out>/provenance.jsonl``.
+adds runs labelled ``mtrl-clamp`` and ``mtrl-logalpha`` with the Hydra overrides after the colon (``;``-separated),
+which replace the pinned settings they name: SB3's squashing, and SB3's temperature loss.
+``"mtrl-clamp-logalpha:agent.log_std=clamp;agent.alpha_loss=log_alpha"`` is both, mtrl's default since 5 Dec 2026.
+Each ``run`` appends its command, commit, ``pip freeze`` and the runs it started to ``<out>/provenance.jsonl``.
 
 ``goals`` (a diagnostic, docs/parity.md): each finished run's final policy (mtrl: its last checkpoint; SB3: the
 ``sb3_final.zip`` its worker saves) on the training goals and on unseen goals (``env.eval_goals=unseen``: the
@@ -125,9 +127,17 @@ def run_sb3(task: str, seed: int, steps: int, out: Path) -> None:
     eval_envs.close()
 
 
+# The label ``mtrl``: facebookresearch/mtrl's log σ squashing and temperature loss (mtrl's defaults until 5 Dec 2026,
+# when the study made SB3's the defaults); a variant's override of the same key replaces the pinned value.
+REFERENCE_SAC = {"agent.log_std": "tanh", "agent.alpha_loss": "alpha"}
+
+
 def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[str]) -> list[str]:
-    """``python -m mtrl.train`` with the shared settings (MT1 is K = 1: the multi-head MLP is a plain MLP)."""
+    """``python -m mtrl.train`` with the shared settings (MT1 is K = 1: the multi-head MLP is a plain MLP), the
+    reference's SAC settings, then the variant's ``overrides``."""
     s = SETTINGS
+    named = {o.partition("=")[0] for o in overrides}
+    pinned = [f"{k}={v}" for k, v in REFERENCE_SAC.items() if k not in named]
     return [
         sys.executable, "-m", "mtrl.train", "env=mt1", f"env.task={task}", f"seed={seed}",
         f"train.steps_per_task={steps}", f"train.warmup_steps_per_task={s['warmup_steps']}",
@@ -137,7 +147,7 @@ def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[st
         f"agent.buffer_capacity={s['buffer_size']}", f"agent.lr={s['lr']}", f"agent.alpha_lr={s['lr']}",
         f"agent.gamma={s['gamma']}", f"agent.tau={s['tau']}", f"agent.init_alpha={s['init_alpha']}",
         f"train.checkpoint_every={steps}", "train.torch_threads=1", "train.progress=false", "logger=none",
-        f"hydra.run.dir={out}", *overrides,
+        f"hydra.run.dir={out}", *pinned, *overrides,
     ]  # fmt: skip
 
 
@@ -351,6 +361,43 @@ def _cell(v: np.ndarray) -> str:
     return f"{v.mean():.2f} [{lo:.2f}, {hi:.2f}] {{{t}}} ({', '.join(f'{x:.2f}' for x in v)})"
 
 
+_WINDOWS = {
+    "mean ≥10k": lambda sd: [v for st, v in sd.items() if st >= 10_000],
+    "mean ≥20k": lambda sd: [v for st, v in sd.items() if st >= 20_000],
+    "last 5": lambda sd: [sd[st] for st in sorted(sd)[-5:]],
+}
+
+
+def _first_hit(sd: dict[int, float]) -> int | None:
+    return min((st for st, v in sd.items() if v >= 0.9), default=None)
+
+
+def paired(data: dict, a: str, b: str) -> str:
+    """Markdown: per task, the seed-by-seed difference ``a − b`` of each one-number measure (the seeds both ran;
+    for the first step at 0.9, the seeds on which both reached it), its mean and 95% t-interval: with few seeds the
+    pairing removes the spread between seeds that both learners share."""
+    lines = [f"Paired differences {a} − {b} (seeds both ran, in seed order; mean {{95% t-interval}}):", ""]
+    for task in sorted(set(data.get(a, {})) & set(data.get(b, {}))):
+        A, B = data[a][task], data[b][task]
+        seeds = sorted(set(A) & set(B))
+        lines += [f"### {task} (seeds {', '.join(map(str, seeds))})", "", "| measure | mean {95% t} | per seed |",
+                  "|---|---|---|"]  # fmt: skip
+        measures = {k: [(np.mean(w(A[s])), np.mean(w(B[s]))) for s in seeds if w(A[s]) and w(B[s])]
+                    for k, w in _WINDOWS.items()}  # fmt: skip
+        hits = [(_first_hit(A[s]), _first_hit(B[s])) for s in seeds]
+        measures["first ≥0.9 (steps)"] = [(x, y) for x, y in hits if x is not None and y is not None]
+        for k, pairs in measures.items():
+            d = np.asarray([x - y for x, y in pairs], dtype=float)
+            if not len(d):
+                continue
+            lo, hi = t_ci(d)
+            fmt = (lambda v: f"{v / 1000:+.1f}k") if k.startswith("first") else (lambda v: f"{v:+.2f}")
+            t = "—" if np.isnan(lo) else f"{fmt(lo)}, {fmt(hi)}"
+            lines.append(f"| {k} | {fmt(d.mean())} {{{t}}} | {', '.join(fmt(v) for v in d)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def table(data: dict) -> str:
     """Markdown: one block per task, rows = evaluation step, columns = implementation."""
     impls = sorted(data, key=lambda s: (s != "sb3", s))
@@ -370,10 +417,7 @@ def table(data: dict) -> str:
             lines.append("| " + " | ".join(row) + " |")
         # the whole curve in one number per seed: mean success over the evaluations from 10k (20k) steps on, and
         # over each seed's last five evaluations (where it ended up)
-        windows = (("mean ≥10k", lambda sd: [v for st, v in sd.items() if st >= 10_000]),
-                   ("mean ≥20k", lambda sd: [v for st, v in sd.items() if st >= 20_000]),
-                   ("last 5", lambda sd: [sd[st] for st in sorted(sd)[-5:]]))  # fmt: skip
-        for label, window in windows:
+        for label, window in _WINDOWS.items():
             row = [label]
             for impl in impls:
                 per_seed = [np.mean(window(sd)) for sd in data[impl].get(task, {}).values() if window(sd)]
@@ -383,7 +427,7 @@ def table(data: dict) -> str:
         row = ["first ≥0.9"]
         for impl in impls:
             seeds = list(data[impl].get(task, {}).values())
-            first = [min((st for st, s in sd.items() if s >= 0.9), default=None) for sd in seeds]
+            first = [_first_hit(sd) for sd in seeds]
             hit = [f for f in first if f is not None]
             if not seeds:
                 row.append("—")
@@ -446,6 +490,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
                     for t, td in d.items()} for i, d in data.items()}  # fmt: skip
         name = f"parity_until{args.until // 1000}k"
     text = table(data)
+    for a, b in args.paired or []:
+        text += "\n\n" + paired(data, a, b)
     (root / f"{name}.md").write_text(text + "\n")
     plot(data, root / f"{name}.png")
     print(text)
@@ -467,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", default="benchmarks/results/peers/parity")
     s.add_argument("--until", type=int, default=None,
                    help="cut every curve at this step (parity_until<k>k.md/.png): runs of several lengths")
+    s.add_argument("--paired", nargs=2, action="append", metavar=("A", "B"),
+                   help="add the seed-by-seed differences A − B of each measure (repeatable)")
     g = sub.add_parser("goals", help="final policies on the training goals and on unseen goals (goals.md)")
     g.add_argument("--out", default="benchmarks/results/peers/parity")
     g.add_argument("--steps", type=int, default=30_000, help="the runs' length (only finished runs are evaluated)")

@@ -193,8 +193,9 @@ class SACConfig:
     task_id_dims: int = -1  # size of the one-hot task id at the end of the observation (-1: K; 0: none)
     diagnostics_every: int = 10  # aggregator diagnostics and the update's metrics every n updates (1: every one)
     compile: bool = False  # torch.compile the task-batched loss functions (per_task_grads=batched)
-    log_std: str = "tanh"  # tanh (facebookresearch/mtrl) | clamp (Stable-Baselines3): losses.policy_one
-    alpha_loss: str = "alpha"  # alpha: −α(log π + H̄) (fb/mtrl, cleanrl) | log_alpha: −log α(log π + H̄) (SB3)
+    # the two settings that change learning (docs/parity.md): SB3's by default, the reference's in its presets
+    log_std: str = "clamp"  # clamp (Stable-Baselines3) | tanh (facebookresearch/mtrl): losses.policy_one
+    alpha_loss: str = "log_alpha"  # log_alpha: −log α(log π + H̄) (SB3) | alpha: −α(log π + H̄) (fb/mtrl, cleanrl)
     # SM and CARE as facebookresearch/mtrl trains them (docs/reference-sm-care.md); the defaults keep mtrl's own
     encoder_tau: float | None = None  # Polyak rate of the target critic's encoder (sm: obs encoder; care: experts
     # and attention); None: tau. Reference: encoder_tau=0.05

@@ -5,8 +5,9 @@ from ``mtrl.agents`` (the architecture: aggregators know nothing of agents) and 
 supervised training.
 
 It is the computation of :class:`mtrl.agents.MultiTaskSAC` with one task, ``agent.arch=shared`` (one MLP, every
-layer shared), ``init=torch``, a per-task temperature and no aggregator (``aggregate_on=()``), which is what IGBv2
-used before; ``tests/aggregators/test_igbv2_weight_sac.py`` checks step by step that both give the same parameters,
+layer shared), ``init=torch``, a per-task temperature, no aggregator (``aggregate_on=()``) and the reference's
+``log_std=tanh`` and ``alpha_loss=alpha`` (the agent's defaults until 5 Dec 2026), which is what IGBv2 used
+before; ``tests/aggregators/test_igbv2_weight_sac.py`` checks step by step that both give the same parameters,
 actions and states. To keep that equality bit for bit (and the checkpoints written before loadable), it keeps
 that agent's layout:
 

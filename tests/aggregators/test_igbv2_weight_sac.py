@@ -19,7 +19,7 @@ def _pair(K: int, hidden: int, layers: int, lr: float, gamma: float, seed: int):
     ours = WeightSAC(K, K, hidden, layers, lr=lr, gamma=gamma)
     torch.manual_seed(seed)
     cfg = SACConfig(hidden_dim=hidden, num_layers=layers, arch="shared", lr=lr, alpha_lr=lr, gamma=gamma,
-                    aggregate_on=(), per_task_grads="vmap")  # fmt: skip
+                    aggregate_on=(), per_task_grads="vmap", log_std="tanh", alpha_loss="alpha")  # fmt: skip
     ref = ReferenceSAC(K, K, 1, cfg, {}, device="cpu")  # the agent's update as IGBv2 used it (before issue 14)
     return ours, ref
 
