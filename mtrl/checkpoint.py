@@ -213,6 +213,18 @@ def refuse_reuse(directory: str | Path, resume: Any) -> None:
         )
 
 
+def claim_run_dir(directory: str | Path, resume: Any, prog: str = "mtrl") -> Any:
+    """:func:`lock_run_dir`, then :func:`refuse_reuse`: the lock for a run that may write into ``directory``. A
+    refusal releases the lock before it propagates, so the directory stays free (a one-process sweep, a notebook)."""
+    lock = lock_run_dir(directory, prog)
+    try:
+        refuse_reuse(directory, resume)
+    except BaseException:
+        lock.close()
+        raise
+    return lock
+
+
 def clear_lost_run(directory: str | Path) -> list[str]:
     """``resume=true`` found no checkpoint: the run starts fresh, so the evaluations and TensorBoard events of the
     lost run (it cannot be continued) are removed first, or they would mix with the new run's. Returns what was

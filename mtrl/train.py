@@ -45,12 +45,11 @@ from mtrl.checkpoint import (
     RunDirError,
     RunLockedError,
     abandon_newer,
+    claim_run_dir,
     clear_lost_run,
     continued_run_dir,
     find_resume_checkpoint,
     latest_checkpoint,
-    lock_run_dir,
-    refuse_reuse,
     remove_temp_files,
     restoring,
     save_checkpoint,
@@ -452,8 +451,7 @@ def open_run(cfg: DictConfig, out_dir: Path) -> RunState:
     rngs = seeding.seed_everything(int(cfg.seed))
 
     with contextlib.ExitStack() as undo:  # a refused resume or a failed build closes what was opened, the lock last
-        lock, ckpt_dir = open_run_dir(cfg, out_dir, K)
-        undo.callback(lock.close)
+        lock, ckpt_dir = open_run_dir(cfg, out_dir, K, undo)
         resumed = find_resume(cfg, out_dir, ckpt_dir)
         envs, obs_dim, act_dim = build_envs(cfg, K)
         undo.callback(envs.close)
@@ -493,18 +491,15 @@ def open_run(cfg: DictConfig, out_dir: Path) -> RunState:
     return run
 
 
-def open_run_dir(cfg: DictConfig, out_dir: Path, K: int) -> tuple[Any, Path]:
-    """The run directory: locked (one run writes into it at a time), never reused by a fresh run (issue 21),
-    leftovers of killed writes removed. Returns the lock and the checkpoint directory."""
-    lock = lock_run_dir(out_dir)
+def open_run_dir(cfg: DictConfig, out_dir: Path, K: int, undo: contextlib.ExitStack) -> tuple[Any, Path]:
+    """The run directory: locked (one run writes into it at a time; ``undo`` releases the lock if opening the run
+    fails), never reused by a fresh run (issue 21), leftovers of killed writes removed. Returns the lock and the
+    checkpoint directory."""
+    lock = claim_run_dir(out_dir, cfg.resume)
+    undo.callback(lock.close)
     ckpt_dir = out_dir / "checkpoints"
-    try:
-        refuse_reuse(out_dir, cfg.resume)
-        remove_temp_files(ckpt_dir)
-        remove_text_temp_files(out_dir)
-    except BaseException:
-        lock.close()  # refused: the directory stays free for the run that may write into it
-        raise
+    remove_temp_files(ckpt_dir)
+    remove_text_temp_files(out_dir)
     log.info("run directory: %s (building the %s environments, %d tasks)", out_dir.resolve(), cfg.env.name, K)
     return lock, ckpt_dir
 
@@ -787,8 +782,8 @@ def _precheck(cfg: DictConfig) -> None:
         found = _load_resume(cfg, ckpt_dir)
         if found is not None:
             _PRELOADED[f"{cfg.resume}|{ckpt_dir.resolve()}"] = found
-    lock_run_dir(run_dir)  # before Hydra writes .hydra/ and train.log into it
-    refuse_reuse(run_dir, cfg.resume)  # a directory holding a run: refused before Hydra touches it
+    claim_run_dir(run_dir, cfg.resume)  # before Hydra writes .hydra/ and train.log; a directory holding a run:
+    # refused, the lock released
 
 
 def _run(cfg: DictConfig, hydra_dir: Path) -> None:

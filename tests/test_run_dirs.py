@@ -28,7 +28,7 @@ from mtrl.checkpoint import (
 from mtrl.supervised import trainer
 from mtrl.train import ConfigError, check_config
 
-from .test_rl_train import TINY, cfg_of, run
+from .test_rl_train import TINY, _lock_is_free, cfg_of, run
 from .test_supervised_train import _cfg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,6 +93,7 @@ def test_supervised_fresh_run_in_a_finished_directory_is_refused(tmp_path):
     with pytest.raises(RunDirError, match=r"already holds a run \(cityscapes/ls, seed 0, last epoch 1\)"):
         trainer.train(_cfg(tmp_path, *SUP, "seed=1"), tmp_path)
     assert _tree(tmp_path) == before
+    assert _lock_is_free(tmp_path)  # the refusal released the lock it took (mtrl.checkpoint.claim_run_dir)
 
 
 def test_resume_true_without_a_checkpoint_clears_the_lost_runs_results(tmp_path, caplog):

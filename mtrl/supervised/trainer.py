@@ -58,11 +58,10 @@ from mtrl.checkpoint import (
     CheckpointError,
     abandon_newer,
     check_optimizer_state,
+    claim_run_dir,
     clear_lost_run,
     continued_run_dir,
     find_resume_checkpoint,
-    lock_run_dir,
-    refuse_reuse,
     remove_temp_files,
     restoring,
     save_checkpoint,
@@ -413,8 +412,8 @@ def precheck(cfg: DictConfig, run_dir: str | Path | None, lock: bool = True) -> 
         if found is not None:
             _PRELOADED[f"{cfg.resume}|{ckpt_dir.resolve()}"] = found
     if lock:
-        lock_run_dir(run_dir)  # before Hydra writes .hydra/ and train.log into it
-        refuse_reuse(run_dir, cfg.resume)  # a directory holding a run: refused before Hydra touches it
+        claim_run_dir(run_dir, cfg.resume)  # before Hydra writes .hydra/ and train.log; a directory holding a
+        # run: refused, the lock released
 
 
 # ====================================================================== training
@@ -441,8 +440,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     check_config(cfg)
     out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else continued_run_dir(cfg.resume) or Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lock = lock_run_dir(out_dir)  # one run writes into a directory at a time (a second one: one line, exit 2)
-    refuse_reuse(out_dir, cfg.resume)  # a fresh run never reuses a directory that holds a run (issue 21)
+    # one run writes into a directory at a time (a second one: one line, exit 2); a fresh run never reuses a
+    # directory that holds a run (issue 21)
+    lock = claim_run_dir(out_dir, cfg.resume)
     remove_temp_files(out_dir / "checkpoints")
     remove_text_temp_files(out_dir)
     prev_threads = torch.get_num_threads()
