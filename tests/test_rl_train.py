@@ -186,9 +186,10 @@ def test_a_resume_under_another_sac_setting_is_refused(tmp_path, key):
     """The log-σ squashing and the temperature loss change every update after the checkpoint: a resume that would
     switch them is refused (both ways), one with the run's own setting continues."""
     other = {"log_std": {"tanh": "clamp", "clamp": "tanh"}, "alpha_loss": {"alpha": "log_alpha", "log_alpha": "alpha"}}
-    override = f"agent.{key}={other[key][getattr(SACConfig, key)]}"  # not the default
+    default = getattr(SACConfig, key)
+    value = other[key][default]
+    override = f"agent.{key}={value}"  # not the default
     run(tmp_path / "default", "train.steps_per_task=20")
-    default, value = getattr(SACConfig, key), other[key][getattr(SACConfig, key)]
     with pytest.raises(CheckpointError, match=f"does not match.*agent.{key}: checkpoint '{default}' vs run '{value}'"):
         run(tmp_path / "default", "train.steps_per_task=40", "resume=true", override)
     run(tmp_path / "other", "train.steps_per_task=20", override)
@@ -217,7 +218,7 @@ def test_a_refused_run_leaves_the_directory_unlocked(tmp_path, monkeypatch):
     with pytest.raises(RunDirError, match="already holds a run"):  # a fresh run into a finished one
         run(tmp_path, "train.steps_per_task=40")
     assert _lock_is_free(tmp_path)
-    with pytest.raises(CheckpointError, match="does not match"):  # refused after the envs were built
+    with pytest.raises(CheckpointError, match="does not match"):  # refused at the resume check, after the lock
         run(tmp_path, "train.steps_per_task=40", "resume=true", "agent.hidden_dim=32")
     assert _lock_is_free(tmp_path)
     import mtrl.train as train_module
