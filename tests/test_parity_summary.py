@@ -4,8 +4,11 @@ from the evaluations, per seed, in seed order (the numbers docs/parity.md reads 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 _PATH = Path(__file__).parents[1] / "benchmarks" / "peers" / "parity.py"
 _spec = importlib.util.spec_from_file_location("parity", _PATH)
@@ -62,3 +65,45 @@ def test_paired_differences_are_seed_by_seed():
     # mean ≥10k: seed 1 1.0 − 0.5 = +0.50, seed 2 0.70 − 0.50 = +0.20; first ≥0.9: 10k − 20k, 20k − never (left out)
     assert "| mean ≥10k | +0.35 {" in text and "| +0.50, +0.20 |" in text
     assert "| first ≥0.9 (steps) | -10.0k {—} | -10.0k |" in text
+
+
+def _finished_run(root: Path, impl: str, seed: int, steps: int = 10_000) -> None:
+    run = root / impl / "reach-v3" / f"seed_{seed}"
+    run.mkdir(parents=True)
+    (run / "eval.jsonl").write_text(json.dumps({"step": steps, "success_rate": 1.0}) + "\n")
+
+
+def test_goals_keeps_what_it_measured_and_evaluates_only_the_new_runs(tmp_path, monkeypatch):
+    """An interrupted ``goals`` keeps the runs it measured; the next call measures only the runs not yet in
+    goals.jsonl (a seed finished since, the one interrupted), and ``--redo`` measures them all again."""
+    calls: list[tuple[str, int]] = []
+
+    def fake(impl, task, seed, run, episodes):
+        if (impl, seed) == ("sb3", 2) and not calls.count(("interrupt", 0)):
+            calls.append(("interrupt", 0))
+            raise KeyboardInterrupt  # the user stops the evaluation half-way
+        calls.append((impl, seed))
+        return {"impl": impl, "task": task, "seed": seed, "episodes": episodes, "train": 1.0, "unseen": 0.5}
+
+    monkeypatch.setattr(parity, "goals_one", fake)
+    for impl, seed in (("mtrl", 1), ("sb3", 1), ("sb3", 2)):
+        _finished_run(tmp_path, impl, seed)
+    args = ["goals", "--out", str(tmp_path), "--steps", "10000", "--episodes", "3"]
+    with pytest.raises(KeyboardInterrupt):
+        parity.main(args)
+    recs = [json.loads(x) for x in (tmp_path / "goals.jsonl").read_text().splitlines()]
+    assert [(r["impl"], r["seed"], r["steps"]) for r in recs] == [("mtrl", 1, 10_000), ("sb3", 1, 10_000)]
+    _finished_run(tmp_path, "mtrl", 2)
+    calls.clear()
+    calls.append(("interrupt", 0))  # no interruption this time
+    assert parity.main(args) == 0
+    assert calls[1:] == [("mtrl", 2), ("sb3", 2)]  # mtrl 1 and sb3 1 were not evaluated again
+    row = "| sb3 | reach-v3 | 1, 2 | 1.00 (1.00, 1.00) | 0.50 (0.50, 0.50) | +0.50 |"
+    assert row in (tmp_path / "goals.md").read_text()
+    assert parity.main([*args[:-1], "5"]) == 0  # another episode count is another measurement, kept beside
+    assert len((tmp_path / "goals.jsonl").read_text().splitlines()) == 8
+    calls.clear()
+    calls.append(("interrupt", 0))
+    assert parity.main([*args, "--redo"]) == 0
+    assert sorted(calls[1:]) == [("mtrl", 1), ("mtrl", 2), ("sb3", 1), ("sb3", 2)]
+    assert len((tmp_path / "goals.jsonl").read_text().splitlines()) == 8  # replaced, not appended twice

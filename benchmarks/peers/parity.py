@@ -285,26 +285,48 @@ def goals_one(impl: str, task: str, seed: int, run: Path, episodes: int) -> dict
     return rec
 
 
+def _goal_key(rec: dict[str, Any]) -> tuple:
+    return rec["impl"], rec["task"], rec["seed"], rec.get("steps"), rec["episodes"]
+
+
 def cmd_goals(args: argparse.Namespace) -> int:
+    """Evaluate every finished run's final policy on both goal sets; ``goals.jsonl`` grows one line per run as it is
+    measured, so an interrupted evaluation keeps what it measured and a later call (more seeds finished) evaluates
+    only the runs not yet in it, unless ``--redo``."""
     root = Path(args.out)
     finished = sorted((impl.name, task.name, int(run.name.split("_")[1]), run)
                       for impl in root.iterdir() if impl.is_dir()
                       for task in impl.iterdir() if task.is_dir()
                       for run in task.glob("seed_*") if _finished(run, args.steps))  # fmt: skip
+    path = root / "goals.jsonl"
+    kept = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    if args.redo:  # only this length and episode count: the file's other measurements stay
+        kept = [r for r in kept if (r.get("steps"), r["episodes"]) != (args.steps, args.episodes)]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    os.replace(tmp, path)  # never a half-written file, even if killed here
+    done = {_goal_key(r): r for r in kept}
     records, missing = [], []
-    for impl, task, seed, run in finished:
-        rec = goals_one(impl, task, seed, run, args.episodes)
-        if rec is None:
-            missing.append(f"{impl}/{task}/seed_{seed}")
-            continue
-        records.append(rec)
-        print(f"{impl} {task} seed {seed}: train goals {rec['train']:.2f}, unseen goals {rec['unseen']:.2f}",
-              flush=True)  # fmt: skip
+    with open(path, "a") as fh:
+        for impl, task, seed, run in finished:
+            rec = done.get((impl, task, seed, args.steps, args.episodes))
+            if rec is None:
+                rec = goals_one(impl, task, seed, run, args.episodes)
+                if rec is None:
+                    missing.append(f"{impl}/{task}/seed_{seed}")
+                    continue
+                rec["steps"] = args.steps
+                fh.write(json.dumps(rec) + "\n")
+                fh.flush()
+                verb = "measured"
+            else:
+                verb = "already in goals.jsonl"
+            records.append(rec)
+            print(f"{impl} {task} seed {seed}: train goals {rec['train']:.2f}, unseen goals {rec['unseen']:.2f} "
+                  f"({verb})", flush=True)  # fmt: skip
     if not records:
         print(f"parity.py: no finished run with a final policy under {root}", file=sys.stderr)
         return 1
-    with open(root / "goals.jsonl", "w") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in records)
     lines = [f"Final policies at {args.steps} steps, {args.episodes} deterministic episodes on each goal set "
              "(training goals: the protocol; unseen: `env.eval_goals=unseen`, the evaluation seed's own goals).", "",
              "| impl | task | seeds | train goals (per seed) | unseen goals (per seed) | mean drop |",
@@ -519,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--out", default="benchmarks/results/peers/parity")
     g.add_argument("--steps", type=int, default=30_000, help="the runs' length (only finished runs are evaluated)")
     g.add_argument("--episodes", type=int, default=50)
+    g.add_argument("--redo", action="store_true", help="evaluate again the runs already in goals.jsonl")
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("--task", required=True)
     w.add_argument("--seed", type=int, required=True)
