@@ -96,6 +96,20 @@ def test_supervised_fresh_run_in_a_finished_directory_is_refused(tmp_path):
     assert _lock_is_free(tmp_path)  # the refusal released the lock it took (mtrl.checkpoint.claim_run_dir)
 
 
+def test_supervised_failure_after_the_claim_releases_the_lock_and_the_thread_count(tmp_path):
+    """A run refused after it claimed its directory and set its thread count (here a data root with no valid
+    layout, met while reading the data) leaves the process as it found it: a notebook or a one-process sweep can
+    go on in that directory and keeps its own torch threads."""
+    bad, run_dir = tmp_path / "data", tmp_path / "run"
+    bad.mkdir()
+    (bad / "notes.txt").write_text("not a data set\n")
+    threads = torch.get_num_threads()
+    with pytest.raises(trainer.ConfigError, match="is not empty and has no valid cityscapes layout"):
+        trainer.train(_cfg(run_dir, *SUP, f"data.root={bad}", f"train.torch_threads={threads + 1}"), run_dir)
+    assert _lock_is_free(run_dir)
+    assert torch.get_num_threads() == threads
+
+
 def test_resume_true_without_a_checkpoint_clears_the_lost_runs_results(tmp_path, caplog):
     """What a requeued job does (`... hydra.run.dir=D resume=true`, always): a run that died before its first
     checkpoint left evaluations and TensorBoard events; the fresh start removes them (one warning line)."""

@@ -31,6 +31,7 @@ a resume purges what the interrupted run logged after its checkpoint from both).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -435,17 +436,26 @@ _SIGUSR2 = getattr(signal, "SIGUSR2", 0)  # 0: not on this platform
 
 
 def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Run (or resume) one supervised multi-task training; return a summary (last metrics, Δm%, paths)."""
+    """Run (or resume) one supervised multi-task training; return a summary (last metrics, Δm%, paths).
+
+    Whatever ends it after the run directory is claimed (the end, a refused resume, a damaged data file, a checkpoint
+    of another shape, an interrupt) releases the lock, restores the thread count and the signal handlers and closes
+    the writers: ``cleanup`` undoes each as it is set up, in reverse order."""
+    with contextlib.ExitStack() as cleanup:
+        return _train(cfg, out_dir, cleanup)
+
+
+def _train(cfg: DictConfig, out_dir: str | Path, cleanup: contextlib.ExitStack) -> dict[str, Any]:
     # --- config, seeding, device
     check_config(cfg)
     out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else continued_run_dir(cfg.resume) or Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # one run writes into a directory at a time (a second one: one line, exit 2); a fresh run never reuses a
     # directory that holds a run (issue 21)
-    lock = claim_run_dir(out_dir, cfg.resume)
+    cleanup.callback(claim_run_dir(out_dir, cfg.resume).close)
+    cleanup.callback(torch.set_num_threads, torch.get_num_threads())
     remove_temp_files(out_dir / "checkpoints")
     remove_text_temp_files(out_dir)
-    prev_threads = torch.get_num_threads()
     _threads.set_torch_threads(_torch_threads(cfg))  # auto: the job's CPUs / launcher jobs (mtrl/_threads.py)
     rngs = seeding.seed_everything(int(cfg.seed))
     device = _device(str(cfg.device))
@@ -525,10 +535,13 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     # TensorBoard (after the resume): what the interrupted run logged after the checkpoint is purged
     writer = _Writer(out_dir, bool(cfg.train.tensorboard),
                      purge=(iteration + 1, epoch + 1) if resumed is not None else None)  # fmt: skip
+    cleanup.callback(writer.close)
     if resumed is not None:
         writer.restore(epoch, saved_records)
     raw = DiagnosticsWriter(out_dir, "shared", tasks, x="iteration", keep_up_to=iteration if resumed is not None
                             else None) if bool(_opt(cfg, "train.diagnostics_file", True)) else None  # fmt: skip
+    if raw is not None:
+        cleanup.callback(raw.flush)
     text = OmegaConf.to_yaml(cfg, resolve=True)
     atomic_write_text(out_dir / "resolved_config.yaml", text)
     if resumed is None:
@@ -565,6 +578,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     # SIGUSR2: what submitit asks Slurm to send before a time limit (mtrl/launch/_slurm.py): the same, exit 140;
     # a handler installed before (submitit's, in a hydra/launcher=slurm job) then requeues the job
     old_usr2 = signal.signal(_SIGUSR2, on_sigint) if in_main and _SIGUSR2 else None
+    for signum, old in ((signal.SIGINT, old_handler), (signal.SIGTERM, old_term), (_SIGUSR2, old_usr2)):
+        if old is not None:
+            cleanup.callback(signal.signal, signum, old)
     total_epochs = int(cfg.epochs)
     max_batches = cfg.train.max_batches_per_epoch
     last: dict[str, Any] = {}
@@ -701,18 +717,6 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     except DataLayoutError as err:  # a damaged data file met during training (also from a loader worker)
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         raise ConfigError(lines[-1].removeprefix("mtrl.supervised.data.DataLayoutError: ")) from None
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-        if old_usr2 is not None:
-            signal.signal(_SIGUSR2, old_usr2)
-        writer.close()
-        if raw is not None:
-            raw.flush()
-        lock.close()
-        torch.set_num_threads(prev_threads)
     return {"epoch": epoch, "iteration": iteration, "last": last, "out_dir": str(out_dir), "skipped": n_skipped,
             "records": writer.records, "final": final}  # fmt: skip
 
