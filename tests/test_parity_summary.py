@@ -107,3 +107,33 @@ def test_goals_keeps_what_it_measured_and_evaluates_only_the_new_runs(tmp_path, 
     assert parity.main([*args, "--redo"]) == 0
     assert sorted(calls[1:]) == [("mtrl", 1), ("mtrl", 2), ("sb3", 1), ("sb3", 2)]
     assert len((tmp_path / "goals.jsonl").read_text().splitlines()) == 8  # replaced, not appended twice
+
+
+def test_an_unfinished_mtrl_run_resumes_from_its_checkpoint_and_sb3s_restarts(tmp_path, monkeypatch):
+    """The harness continues an unfinished mtrl run (``resume=true``, its evaluations kept, its log appended to)
+    once it has a checkpoint, and restarts one without (and SB3's, which keeps none) from zero."""
+    calls: list[list[str]] = []
+
+    def fake_call(cmd, cwd, env, stdout, stderr):
+        calls.append(cmd)
+        stdout.write("next attempt\n")
+        return 0
+
+    monkeypatch.setattr(parity.subprocess, "call", fake_call)
+    for impl in ("mtrl", "sb3"):
+        run = tmp_path / impl / "reach-v3" / "seed_1"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "ckpt_0000010000.pt").write_bytes(b"stands for a checkpoint")
+        (run / "eval.jsonl").write_text(json.dumps({"step": 10_000, "success_rate": 0.5}) + "\n")
+        (run / "stdout.log").write_text("first attempt\n")
+        parity._one(impl, [], "reach-v3", 1, 30_000, tmp_path)
+    mtrl_run, sb3_run = (tmp_path / i / "reach-v3" / "seed_1" for i in ("mtrl", "sb3"))
+    assert calls[0][-1] == "resume=true" and "train.checkpoint_every=10000" in calls[0]
+    assert (mtrl_run / "eval.jsonl").exists()
+    assert (mtrl_run / "stdout.log").read_text() == "first attempt\nnext attempt\n"
+    assert "resume=true" not in calls[1] and not (sb3_run / "eval.jsonl").exists()
+    assert (sb3_run / "stdout.log").read_text() == "next attempt\n"
+    for p in (mtrl_run / "checkpoints").iterdir():
+        p.unlink()  # mtrl stopped before its first checkpoint: it restarts too
+    parity._one("mtrl", [], "reach-v3", 1, 30_000, tmp_path)
+    assert "resume=true" not in calls[2] and not (mtrl_run / "eval.jsonl").exists()

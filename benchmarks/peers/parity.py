@@ -132,9 +132,14 @@ def run_sb3(task: str, seed: int, steps: int, out: Path) -> None:
 REFERENCE_SAC = {"agent.log_std": "tanh", "agent.alpha_loss": "alpha"}
 
 
-def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[str]) -> list[str]:
+# mtrl's runs write a checkpoint this often (and when stopped by SIGTERM or Ctrl-C), so that an unfinished run
+# continues where it stopped in a later session (mtrl resumes bit for bit); it changes nothing in what is learned
+CHECKPOINT_EVERY = 10_000
+
+
+def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[str], resume: bool = False) -> list[str]:
     """``python -m mtrl.train`` with the shared settings (MT1 is K = 1: the multi-head MLP is a plain MLP), the
-    reference's SAC settings, then the variant's ``overrides``."""
+    reference's SAC settings, then the variant's ``overrides``; ``resume``: continue from the run's checkpoint."""
     s = SETTINGS
     named = {o.partition("=")[0] for o in overrides}
     pinned = [f"{k}={v}" for k, v in REFERENCE_SAC.items() if k not in named]
@@ -146,8 +151,8 @@ def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[st
         f"agent.num_layers={len(s['hidden'])}", f"agent.batch_size_per_task={s['batch_size']}",
         f"agent.buffer_capacity={s['buffer_size']}", f"agent.lr={s['lr']}", f"agent.alpha_lr={s['lr']}",
         f"agent.gamma={s['gamma']}", f"agent.tau={s['tau']}", f"agent.init_alpha={s['init_alpha']}",
-        f"train.checkpoint_every={steps}", "train.torch_threads=1", "train.progress=false", "logger=none",
-        f"hydra.run.dir={out}", *pinned, *overrides,
+        f"train.checkpoint_every={min(CHECKPOINT_EVERY, steps)}", "train.torch_threads=1", "train.progress=false",
+        "logger=none", f"hydra.run.dir={out}", *pinned, *overrides, *(["resume=true"] if resume else []),
     ]  # fmt: skip
 
 
@@ -167,21 +172,30 @@ def _finished(out: Path, steps: int) -> bool:
     return bool(lines) and lines[-1]["step"] >= steps
 
 
+def _resumable(impl: str, out: Path) -> bool:
+    """Whether an unfinished run continues instead of restarting: mtrl's, from its newest checkpoint (its resume
+    keeps its evaluations up to the checkpoint and drops the later ones). SB3's worker keeps no checkpoint."""
+    from mtrl.checkpoint import latest_checkpoint
+
+    return impl != "sb3" and (out / "checkpoints").is_dir() and latest_checkpoint(out / "checkpoints") is not None
+
+
 def _one(impl: str, overrides: list[str], task: str, seed: int, steps: int, root: Path) -> tuple[str, float, int]:
     out = root / impl / task / f"seed_{seed}"
     if _finished(out, steps):
         return f"{impl} {task} seed {seed}: already finished", 0.0, 0
     out.mkdir(parents=True, exist_ok=True)
-    if out.joinpath("eval.jsonl").exists():
-        out.joinpath("eval.jsonl").unlink()  # an unfinished run starts over (neither learner resumes here)
+    resume = _resumable(impl, out)
+    if not resume and out.joinpath("eval.jsonl").exists():
+        out.joinpath("eval.jsonl").unlink()  # an unfinished SB3 run (or mtrl's before its first checkpoint) restarts
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if impl == "sb3":
         cmd = [sys.executable, __file__, "worker", "--task", task, "--seed", str(seed), "--steps", str(steps),
                "--out", str(out)]  # fmt: skip
     else:
-        cmd = mtrl_command(task, seed, steps, out, overrides)
+        cmd = mtrl_command(task, seed, steps, out, overrides, resume=resume)
     t0 = time.perf_counter()
-    with open(out / "stdout.log", "w") as fh:
+    with open(out / "stdout.log", "a" if resume else "w") as fh:
         rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
     dt = time.perf_counter() - t0
     return f"{impl} {task} seed {seed}: rc={rc} in {dt:.0f} s", dt, rc
@@ -215,7 +229,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     # one provenance record per invocation (runs of several sessions share a directory), naming the runs it started;
     # taken before anything is written here, so that "dirty" speaks of the code
     started = [f"{i}/{t}/seed_{s}" for i, _, t, s in jobs if not _finished(root / i / t / f"seed_{s}", args.steps)]
-    prov = {**provenance(argv), "steps": args.steps, "impls": args.impls, "started": started}
+    # the runs that continue from a checkpoint: on Meta-World the episodes in progress at the checkpoint restart, so
+    # such a run is another sample of the same training, not the uninterrupted run's numbers (docs/sac.md)
+    resumed = [r for r in started if _resumable(r.split("/")[0], root / r)]
+    prov = {**provenance(argv), "steps": args.steps, "impls": args.impls, "started": started, "resumed": resumed}
     (root / "settings.json").write_text(json.dumps(SETTINGS, indent=1) + "\n")
     with open(root / "provenance.jsonl", "a") as fh:
         fh.write(json.dumps(prov) + "\n")
