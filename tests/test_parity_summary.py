@@ -35,6 +35,11 @@ def test_summary_rows_are_the_hand_computed_means_and_first_hits():
     assert last5[0].endswith("(0.78, 0.40)") and last5[0].startswith("0.59 ")
     assert first[0] == "25.0k (2 of 2: 20k, 30k)" and first[1] == "30.0k (1 of 1: 30k)"
     assert ge10[1].startswith("0.33 ") and "{—}" in ge10[1]  # one seed: no t-interval
+    # where learning starts: 0.5 first at 5k on one seed, 0.9 first at 10k; a seed that never reaches it is named
+    early = {"sb3": {"t": {1: {5_000: 0.5, 10_000: 0.9}, 2: {5_000: 0.0, 10_000: 0.6}}}}
+    text = parity.table(early)
+    assert _row(text, "first ≥0.5")[0] == "7.5k (2 of 2: 5k, 10k)"
+    assert _row(text, "first ≥0.9")[0] == "10.0k (1 of 2: 10k, —)"
 
 
 def test_mtrl_label_pins_the_reference_sac_and_variants_replace_what_they_name(tmp_path):
@@ -65,6 +70,8 @@ def test_paired_differences_are_seed_by_seed():
     # mean ≥10k: seed 1 1.0 − 0.5 = +0.50, seed 2 0.70 − 0.50 = +0.20; first ≥0.9: 10k − 20k, 20k − never (left out)
     assert "| mean ≥10k | +0.35 {" in text and "| +0.50, +0.20 |" in text
     assert "| first ≥0.9 (steps) | -10.0k {—} | -10.0k |" in text
+    # first ≥0.5: seed 1 10k − 20k, seed 2 10k − 10k
+    assert "| first ≥0.5 (steps) | -5.0k {" in text and "| -10.0k, +0.0k |" in text
 
 
 def _finished_run(root: Path, impl: str, seed: int, steps: int = 10_000) -> None:
