@@ -133,7 +133,8 @@ REFERENCE_SAC = {"agent.log_std": "tanh", "agent.alpha_loss": "alpha"}
 
 
 # mtrl's runs write a checkpoint this often (and when stopped by SIGTERM or Ctrl-C), so that an unfinished run
-# continues where it stopped in a later session (mtrl resumes bit for bit); it changes nothing in what is learned
+# continues where it stopped in a later session; writing one changes nothing in what is learned, but on Meta-World a
+# continued run restarts the episode in progress, so it is another sample of the same training (docs/sac.md)
 CHECKPOINT_EVERY = 10_000
 
 
