@@ -157,6 +157,7 @@ def check_config(cfg: DictConfig) -> None:
         MultiTaskSAC._check_reference_options(SACConfig(
             arch=str(a.arch), per_task_grads=str(a.per_task_grads), log_std=str(a.get("log_std", "tanh")),
             alpha_loss=str(a.get("alpha_loss", "alpha")), encoders=str(a.get("encoders", "separate")),
+            tanh_correction=str(a.get("tanh_correction", "exact")),
             actor_attention=str(a.get("actor_attention", "train")),
             target_task_encoder=str(a.get("target_task_encoder", "target")),
             encoder_tau=None if tau is None else float(tau)))  # fmt: skip
@@ -256,7 +257,7 @@ def build_agent(cfg: DictConfig, obs_dim: int, act_dim: int, num_tasks: int, dev
         task_id_dims=num_tasks if str(cfg.env.get("task_id", "onehot")) == "onehot" else 0,
         diagnostics_every=int(a_cfg.get("diagnostics_every", 10)), compile=bool(a_cfg.get("compile", False)),
         log_std=str(a_cfg.get("log_std", "tanh")), alpha_loss=str(a_cfg.get("alpha_loss", "alpha")),
-        encoders=str(a_cfg.get("encoders", "separate")),
+        tanh_correction=str(a_cfg.get("tanh_correction", "exact")), encoders=str(a_cfg.get("encoders", "separate")),
         encoder_tau=None if a_cfg.get("encoder_tau") is None else float(a_cfg.encoder_tau),
         target_task_encoder=str(a_cfg.get("target_task_encoder", "target")),
         actor_attention=str(a_cfg.get("actor_attention", "train")),
@@ -282,6 +283,7 @@ def _device(name: str) -> torch.device:
 # ``obs_dim``; ``agent.init`` and ``train.warmup_updates`` only matter before the first checkpoint.
 _FINGERPRINT_DEFAULTS = {"agent.alpha": "per_task", "agent.replay": "stratified", "agent.encoders": "separate",
                          "agent.actor_attention": "train", "agent.log_std": "tanh", "agent.alpha_loss": "alpha",
+                         "agent.tanh_correction": "exact",
                          "agent.target_task_encoder": "target", "agent.encoder_tau": "None"}  # fmt: skip
 
 

@@ -59,7 +59,8 @@ def test_mtrl_label_pins_the_reference_sac_and_variants_replace_what_they_name(t
              ([clamp, log_alpha], ("clamp", "log_alpha")))  # fmt: skip
     for overrides, expected in cases:
         a = agent(overrides)
-        assert (a.log_std, a.alpha_loss) == expected
+        assert (a.log_std, a.alpha_loss, a.tanh_correction) == (*expected, "exact")  # the study's runs' tanh term
+    assert agent([clamp, log_alpha, "agent.tanh_correction=capped"]).tanh_correction == "capped"
 
 
 def test_paired_differences_are_seed_by_seed():

@@ -256,6 +256,59 @@ def test_log_std_reaches_every_policy_evaluation():
     assert i1.metrics["entropy"] < 0 < i2.metrics["entropy"]  # −E[log π]: σ ≈ 1e-4 vs σ ≈ 1
 
 
+# ------------------------------------------------------------------------------------------ agent.tanh_correction
+def test_tanh_correction_capped_is_the_references_and_sb3s_and_exact_is_unbounded():
+    """log π of one action dimension at mean μ, σ = 1, noise 0 (u = μ), by hand: Gaussian term −½ log 2π; tanh term
+    fb/mtrl ``log(relu(1 − a²) + 1e-6)`` and SB3 ``log(1 − a² + 1e-6)`` for ``capped`` (in float32, ``a = tanh u``
+    rounds to 1 from u ≈ 9, so the term stops at log 1e-6), the exact ``log(1 − tanh²u)`` for ``exact``. The
+    gradient of log π in μ: ``−2 tanh u`` → ∓2 for exact, → 0 for capped as the action saturates."""
+    def policy(mu: float, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor([[mu]], requires_grad=True)
+        net = lambda sh, tk, x: torch.cat([mean.expand(x.shape[0], 1), torch.zeros(x.shape[0], 1)], -1)  # noqa: E731
+        _, logp, _ = policy_one({}, {}, torch.zeros(1, 3), torch.zeros(1, 1), net, log_std="clamp",
+                                tanh_correction=mode)  # fmt: skip
+        (g,) = torch.autograd.grad(logp.sum(), mean)
+        return logp.detach(), g
+
+    gauss = -0.5 * math.log(2 * math.pi)
+    for mu in (0.0, 0.5, -2.0, 4.0, 12.0, -30.0):
+        a = torch.tanh(torch.tensor(mu))  # float32, as both references compute it
+        sb3 = gauss - torch.log(1 - a**2 + 1e-6).item()
+        fb = gauss - torch.log(torch.relu(1 - a.pow(2)) + 1e-6).item()
+        capped, g_capped = policy(mu, "capped")
+        exact, g_exact = policy(mu, "exact")
+        assert capped.item() == pytest.approx(sb3, rel=1e-6) and capped.item() == pytest.approx(fb, rel=1e-6)
+        exact_by_hand = gauss - (2 * (math.log(2) - abs(mu) - math.log1p(math.exp(-2 * abs(mu)))))
+        assert exact.item() == pytest.approx(exact_by_hand, rel=1e-5, abs=1e-5)
+        assert g_exact.item() == pytest.approx(2 * math.tanh(mu), abs=1e-5)
+        if abs(mu) < 1:  # the 1e-6 changes nothing away from the bounds
+            assert capped.item() == pytest.approx(exact.item(), abs=1e-5)
+    assert policy(12.0, "capped")[0].item() == pytest.approx(gauss - math.log(1e-6), rel=1e-6)  # the cap
+    assert policy(12.0, "exact")[0].item() > gauss + 20  # unbounded: 2|u| − 2 log 2
+    assert policy(12.0, "capped")[1].item() == 0.0 and policy(-30.0, "capped")[1].item() == 0.0
+    assert policy(12.0, "exact")[1].item() == pytest.approx(2.0, abs=1e-6)
+
+
+def test_tanh_correction_reaches_the_actor_loss_and_is_checked():
+    """Same weights, batch and noise, with the actor's outputs scaled up so that its actions saturate: log π is far
+    higher under ``exact`` (its tanh term has no floor), in the actor loss (the update's entropy) and in the target
+    (the critic's TD target carries −α log π of the next action, so its loss grows); an unknown value is one clear
+    error."""
+    ags = {m: _agent("multihead", tanh_correction=m) for m in ("exact", "capped")}
+    for ag in ags.values():
+        with torch.no_grad():
+            for p in ag.actor.parameters():
+                p.mul_(30.0)
+    infos = {m: ag.update(_batch(), torch.Generator().manual_seed(0)) for m, ag in ags.items()}
+    exact, capped = infos["exact"].metrics, infos["capped"].metrics
+    assert exact["entropy"] < capped["entropy"] - 1.0  # −E[log π]: saturation is penalised without bound
+    assert exact["critic_loss"] > 10 * capped["critic_loss"]
+    with pytest.raises(ValueError, match="agent.tanh_correction must be one of exact, capped"):
+        _agent("multihead", tanh_correction="eps")
+    with pytest.raises(ConfigError, match="agent.tanh_correction must be one of exact, capped"):
+        check_config(cfg_of(*TINY, "agent.tanh_correction=clip"))
+
+
 # ------------------------------------------------------------------------------------------ agent.alpha_loss
 @pytest.mark.parametrize("alpha", ["per_task", "shared"])
 def test_alpha_loss_forms_and_their_gradients(alpha):
@@ -332,8 +385,8 @@ def test_published_presets_keep_the_reference_sac_and_the_others_sb3s(preset):
     cfg = cfg_of(f"experiment={preset}")
     published = preset == "mt10_reference" or "mt10_reference" in (Path(config_dir()) / "experiment" / f"{preset}.yaml"
                                                                       ).read_text()  # fmt: skip
-    expected = ("tanh", "alpha") if published else ("clamp", "log_alpha")
-    assert (cfg.agent.log_std, cfg.agent.alpha_loss) == expected
+    expected = ("tanh", "alpha", "capped") if published else ("clamp", "log_alpha", "exact")
+    assert (cfg.agent.log_std, cfg.agent.alpha_loss, cfg.agent.tanh_correction) == expected
     assert published == preset.endswith("_mt10") or preset == "mt10_reference"
 
 
@@ -348,4 +401,4 @@ def test_every_row_of_the_mt10_table_trains_the_reference_sac():
     assert len(rows) >= 10
     for row in rows:
         a = cfg_of(*row["overrides"]).agent
-        assert (a.log_std, a.alpha_loss) == ("tanh", "alpha"), row["id"]
+        assert (a.log_std, a.alpha_loss, a.tanh_correction) == ("tanh", "alpha", "capped"), row["id"]

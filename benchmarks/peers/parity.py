@@ -130,6 +130,9 @@ def run_sb3(task: str, seed: int, steps: int, out: Path) -> None:
 # The label ``mtrl``: facebookresearch/mtrl's log σ squashing and temperature loss (mtrl's defaults until 5 Dec 2026,
 # when the study made SB3's the defaults); a variant's override of the same key replaces the pinned value.
 REFERENCE_SAC = {"agent.log_std": "tanh", "agent.alpha_loss": "alpha"}
+# Every mtrl label without its own value: the tanh term of log π as all the study's runs before 5 Dec 2026 computed it
+# (mtrl's exact form); "mtrl-capped:...;agent.tanh_correction=capped" is SB3's (and fb/mtrl's) capped form
+STUDY_SAC = {"agent.tanh_correction": "exact"}
 
 
 # mtrl's runs write a checkpoint this often (and when stopped by SIGTERM or Ctrl-C), so that an unfinished run
@@ -143,7 +146,7 @@ def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[st
     reference's SAC settings, then the variant's ``overrides``; ``resume``: continue from the run's checkpoint."""
     s = SETTINGS
     named = {o.partition("=")[0] for o in overrides}
-    pinned = [f"{k}={v}" for k, v in REFERENCE_SAC.items() if k not in named]
+    pinned = [f"{k}={v}" for k, v in {**REFERENCE_SAC, **STUDY_SAC}.items() if k not in named]
     return [
         sys.executable, "-m", "mtrl.train", "env=mt1", f"env.task={task}", f"seed={seed}",
         f"train.steps_per_task={steps}", f"train.warmup_steps_per_task={s['warmup_steps']}",

@@ -26,11 +26,14 @@ Net = Callable[[Params, Params, torch.Tensor], torch.Tensor]  # an architecture'
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # as facebookresearch/mtrl's actor (tanh-rescaled into this range)
 LOG_STDS = ("tanh", "clamp")  # agent.log_std
+TANH_CORRECTIONS = ("exact", "capped")  # agent.tanh_correction
+_CAP = 1e-6  # facebookresearch/mtrl and Stable-Baselines3: log(1 − tanh²u + 1e-6)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def policy_one(
-    shared: Params, task: Params, obs: torch.Tensor, noise: torch.Tensor, net: Net, log_std: str = "tanh"
+    shared: Params, task: Params, obs: torch.Tensor, noise: torch.Tensor, net: Net, log_std: str = "tanh",
+    tanh_correction: str = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Tanh-Gaussian policy of one task: returns ``(action, log_prob, deterministic_action)``.
 
@@ -40,8 +43,13 @@ def policy_one(
     (Stable-Baselines3 ``sac/policies.py``, ``Actor.get_action_dist_params``): ``clip(o, −20, 2)``, σ ≈ 1 at first.
 
     ``noise`` (``[B, A]``, standard normal) is drawn outside so the function is pure (reparameterisation trick);
-    ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh²u)`` with the stable form ``log(1 − tanh²u) = 2(log 2 − u −
-    softplus(−2u))``.
+    ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh²u)`` (SAC, Haarnoja et al. 2018, appendix C, eq. 21).
+    ``tanh_correction`` (``agent.tanh_correction``) says how the last term is computed: ``exact`` (default) with the
+    stable form ``log(1 − tanh²u) = 2(log 2 − u − softplus(−2u))``, which goes to −∞ as an action saturates;
+    ``capped`` as facebookresearch/mtrl (``actor.py`` ``_squash``: ``log(relu(1 − a²) + 1e-6)``, ``a = tanh u``)
+    and Stable-Baselines3 (``TanhBijector.log_prob_correction``: ``log(1 − a² + 1e-6)``) do, which stays above
+    log 1e-6 ≈ −13.8 per action dimension, so a saturated action's log π, its entropy penalty and its gradient
+    through this term are bounded (the gradient vanishes as ``a → ±1``; the exact form's tends to ``∓2``).
     """
     out = net(shared, task, obs)
     mean, raw = out.chunk(2, dim=-1)
@@ -51,8 +59,12 @@ def policy_one(
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1.0)
     u = mean + log_std.exp() * noise
     gauss = (-0.5 * noise.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
-    squash = (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
-    return torch.tanh(u), gauss - squash, torch.tanh(mean)
+    action = torch.tanh(u)
+    if tanh_correction == "capped":
+        squash = torch.log(F.relu(1.0 - action.pow(2)) + _CAP).sum(-1)
+    else:
+        squash = (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+    return action, gauss - squash, torch.tanh(mean)
 
 
 def reduce(per_sample: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -102,9 +114,10 @@ def actor_loss_one(
     net_critic: Net,
     weight: torch.Tensor | None = None,
     log_std: str = "tanh",
+    tanh_correction: str = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Task actor loss ``mean(α log π(a|s) − min(Q1, Q2)(s, a))``, ``a ~ π``; aux: mean ``log π`` (for α)."""
-    action, logp, _ = policy_one(shared, task, obs, noise, net_actor, log_std)
+    action, logp, _ = policy_one(shared, task, obs, noise, net_actor, log_std, tanh_correction)
     q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, net_critic)
     per_sample = alpha * logp - torch.minimum(q1, q2)
     return reduce(per_sample, weight), reduce(logp, weight).detach()
@@ -128,10 +141,10 @@ def critic_losses_all(
 def actor_losses_all(
     shared: Params, task: Params, critic_shared: dict[str, Params], critic_task: dict[str, Params],
     obs: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, net_actor: Net, net_critic: Net,
-    weight: torch.Tensor | None = None, log_std: str = "tanh",
+    weight: torch.Tensor | None = None, log_std: str = "tanh", tanh_correction: str = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """The K task actor losses ``[K]`` and each task's mean ``log π`` (:func:`actor_loss_one` of every task)."""
-    action, logp, _ = policy_one(shared, task, obs, noise, net_actor, log_std)
+    action, logp, _ = policy_one(shared, task, obs, noise, net_actor, log_std, tanh_correction)
     q1, q2 = twin_q_one(critic_shared, critic_task, obs, action, net_critic)
     per_sample = alpha[:, None] * logp - torch.minimum(q1, q2)
     return reduce_tasks(per_sample, weight), reduce_tasks(logp, weight).detach()

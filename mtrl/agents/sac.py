@@ -39,7 +39,8 @@ actor's encoder (sm) / experts (care) and task encoder to them; the critic views
 actor gradient), and the task encoder has its own Adam, stepped after the actor. ``agent.encoder_tau`` averages the
 target critic's encoder at its own rate, ``agent.target_task_encoder=online`` feeds the target critic the online task
 encoder, ``agent.actor_attention=frozen`` keeps CARE's actor attention out of the actor's optimiser.
-``agent.log_std`` (tanh | clamp) is the policy's log σ squashing (:func:`mtrl.agents.losses.policy_one`).
+``agent.log_std`` (tanh | clamp) is the policy's log σ squashing, ``agent.tanh_correction`` (exact | capped) how its
+log π computes the tanh term (:func:`mtrl.agents.losses.policy_one`).
 
 Replay batches are ``[K, B, ...]``; an optional ``weight`` entry (``[K, B]``) gives per-sample weights for the task
 losses (uniform replay: ``1/n_k`` on task k's ``n_k`` samples, 0 on padding; see :mod:`mtrl.agents.buffer`).
@@ -196,6 +197,7 @@ class SACConfig:
     # the two settings that change learning (docs/parity.md): SB3's by default, the reference's in its presets
     log_std: str = "clamp"  # clamp (Stable-Baselines3) | tanh (facebookresearch/mtrl): losses.policy_one
     alpha_loss: str = "log_alpha"  # log_alpha: −log α(log π + H̄) (SB3) | alpha: −α(log π + H̄) (fb/mtrl, cleanrl)
+    tanh_correction: str = "exact"  # exact | capped: log(1 − tanh²u + 1e-6) (fb/mtrl and SB3): losses.policy_one
     # SM and CARE as facebookresearch/mtrl trains them (docs/reference-sm-care.md); the defaults keep mtrl's own
     encoder_tau: float | None = None  # Polyak rate of the target critic's encoder (sm: obs encoder; care: experts
     # and attention); None: tau. Reference: encoder_tau=0.05
@@ -310,9 +312,11 @@ class MultiTaskSAC:
             self._critic_losses = torch.compile(L.critic_losses_all)  # dynamic shapes after a change of B
             self._actor_losses = torch.compile(L.actor_losses_all)
         # agent.log_std: every policy evaluation (acting, the target, the actor loss) squashes log σ the same way
-        self._policy_one = functools.partial(policy_one, log_std=cfg.log_std)
-        self._actor_loss_one = functools.partial(actor_loss_one, log_std=cfg.log_std)
-        self._actor_losses = functools.partial(self._actor_losses, log_std=cfg.log_std)
+        # (and agent.tanh_correction computes its log π the same way)
+        pol = {"log_std": cfg.log_std, "tanh_correction": cfg.tanh_correction}
+        self._policy_one = functools.partial(policy_one, **pol)
+        self._actor_loss_one = functools.partial(actor_loss_one, **pol)
+        self._actor_losses = functools.partial(self._actor_losses, **pol)
         self.n_updates = 0
         self.n_skipped = {"critic": 0, "actor": 0, "alpha": 0}
         self._reads_gradients: set[str] = set()  # losses whose method read G (see _gradient_free_step)
@@ -323,6 +327,7 @@ class MultiTaskSAC:
         """One clear ``ValueError`` for a bad value of the reference-training options (docs/reference-sm-care.md)."""
         for key, value, valid in (("encoders", cfg.encoders, ENCODERS), ("log_std", cfg.log_std, L.LOG_STDS),
                                   ("alpha_loss", cfg.alpha_loss, ALPHA_LOSSES),
+                                  ("tanh_correction", cfg.tanh_correction, L.TANH_CORRECTIONS),
                                   ("target_task_encoder", cfg.target_task_encoder, TARGET_TASK_ENCODERS),
                                   ("actor_attention", cfg.actor_attention, ACTOR_ATTENTIONS)):  # fmt: skip
             if value not in valid:
@@ -746,7 +751,7 @@ class MultiTaskSAC:
             return L.critic_losses_all(c_sh, c_tk, obs, act, target, self.b_critic, weight)
         a_sh, a_tk = self._actor_params()
         return L.actor_losses_all(a_sh, a_tk, c_sh, c_tk, obs, noise, alpha, self.b_actor, self.b_critic, weight,
-                                  log_std=self.cfg.log_std)[0]  # fmt: skip
+                                  log_std=self.cfg.log_std, tanh_correction=self.cfg.tanh_correction)[0]  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
     def nonfinite_parameters(self) -> list[str]:
