@@ -111,6 +111,10 @@ def run_sb3(task: str, seed: int, steps: int, out: Path) -> None:
                 res = evaluate(policy, eval_envs, names, SETTINGS["eval_episodes"], eval_seed)
                 logger.log_eval(self.num_timesteps, self.num_timesteps, res.success, res.returns)
                 print(f"sb3 {task} seed {seed} step {self.num_timesteps}: success {res.success_rate:.2f}", flush=True)
+            if self.num_timesteps % CHECKPOINT_EVERY == 0:  # the policy at this step, for `snapshots` (no buffer:
+                # SB3's worker cannot resume, it restarts; stays local: .gitignore)
+                (out / "checkpoints").mkdir(exist_ok=True)
+                self.model.save(out / "checkpoints" / f"sb3_{self.num_timesteps:010d}.zip")
             return True
 
     model = SAC(
@@ -137,7 +141,8 @@ STUDY_SAC = {"agent.tanh_correction": "exact"}
 
 # mtrl's runs write a checkpoint this often (and when stopped by SIGTERM or Ctrl-C), so that an unfinished run
 # continues where it stopped in a later session; writing one changes nothing in what is learned, but on Meta-World a
-# continued run restarts the episode in progress, so it is another sample of the same training (docs/sac.md)
+# continued run restarts the episode in progress, so it is another sample of the same training (docs/sac.md).
+# Every one is kept (and SB3's worker saves its policy as often): `snapshots` evaluates each of them
 CHECKPOINT_EVERY = 10_000
 
 
@@ -155,7 +160,8 @@ def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[st
         f"agent.num_layers={len(s['hidden'])}", f"agent.batch_size_per_task={s['batch_size']}",
         f"agent.buffer_capacity={s['buffer_size']}", f"agent.lr={s['lr']}", f"agent.alpha_lr={s['lr']}",
         f"agent.gamma={s['gamma']}", f"agent.tau={s['tau']}", f"agent.init_alpha={s['init_alpha']}",
-        f"train.checkpoint_every={min(CHECKPOINT_EVERY, steps)}", "train.torch_threads=1", "train.progress=false",
+        f"train.checkpoint_every={min(CHECKPOINT_EVERY, steps)}",
+        f"train.keep_checkpoints={steps // CHECKPOINT_EVERY + 2}", "train.torch_threads=1", "train.progress=false",
         "logger=none", f"hydra.run.dir={out}", *pinned, *overrides, *(["resume=true"] if resume else []),
     ]  # fmt: skip
 
