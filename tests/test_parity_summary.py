@@ -145,3 +145,49 @@ def test_an_unfinished_mtrl_run_resumes_from_its_checkpoint_and_sb3s_restarts(tm
         p.unlink()  # mtrl stopped before its first checkpoint: it restarts too
     parity._one("mtrl", [], "reach-v3", 1, 30_000, tmp_path)
     assert "resume=true" not in calls[2] and not (mtrl_run / "eval.jsonl").exists()
+
+
+def test_snapshots_evaluates_each_saved_policy_once_and_reports_the_hand_computed_spread(tmp_path, monkeypatch):
+    """``snapshots`` finds every policy a finished run saved (mtrl's ``ckpt_*.pt``, SB3's ``sb3_*.zip``) from
+    ``--from`` on, evaluates each once (a second call measures nothing again), and its report rows equal the values
+    computed by hand: per-seed mean over snapshots, SD between snapshots beside the binomial SD, final snapshot,
+    and the paired differences."""
+    import numpy as np
+
+    success = {("mtrl", 1): [0.2, 1.0, 0.4], ("mtrl", 2): [0.6, 0.6, 0.6], ("sb3", 1): [0.5, 0.7, 0.9],
+               ("sb3", 2): [0.0, 0.2, 0.4]}  # steps 10k, 20k, 30k  # fmt: skip
+    for impl, seed in success:
+        _finished_run(tmp_path, impl, seed, steps=30_000)
+        ckpts = tmp_path / impl / "reach-v3" / f"seed_{seed}" / "checkpoints"
+        ckpts.mkdir()
+        for step in (0, 10_000, 20_000, 30_000):  # the one at 0 is before --from
+            name = f"sb3_{step:010d}.zip" if impl == "sb3" else f"ckpt_{step:010d}.pt"
+            (ckpts / name).write_text(str(step))
+    calls = []
+    monkeypatch.setattr(parity, "_policy", lambda impl, path: (impl, path))
+
+    def fake_success(policy, task, seed, goal_sets, episodes):
+        impl, path = policy
+        step = int(path.read_text())
+        calls.append((impl, seed, step))
+        return {"train": success[(impl, seed)][step // 10_000 - 1]}
+
+    monkeypatch.setattr(parity, "_success", fake_success)
+    args = ["snapshots", "--out", str(tmp_path), "--steps", "30000", "--episodes", "10", "--from", "10000",
+            "--paired", "mtrl", "sb3"]  # fmt: skip
+    assert parity.main(args) == 0
+    assert sorted(calls) == sorted((i, s, st) for i, s in success for st in (10_000, 20_000, 30_000))
+    calls.clear()
+    assert parity.main(args) == 0 and calls == []  # all measured already
+    text = (tmp_path / "snapshots.md").read_text()
+    assert _row(text, "20000") == ["0.45 (0.70, 0.20)", "0.80 (1.00, 0.60)"]  # sb3 first, then mtrl
+    assert _row(text, "mean over snapshots")[1].startswith("0.57 [") and "(0.53, 0.60)" in _row(
+        text, "mean over snapshots")[1]  # fmt: skip
+    sd_m1 = np.std([0.2, 1.0, 0.4], ddof=1)  # mtrl seed 2's is 0
+    binom = np.mean([np.sqrt(np.mean(np.array(v) * (1 - np.array(v))) / 10) for k, v in success.items()
+                     if k[0] == "mtrl"])  # fmt: skip
+    assert _row(text, "SD between snapshots (binomial)")[1] == f"{sd_m1 / 2:.2f} ({binom:.2f}) ({sd_m1:.2f}, 0.00)"
+    assert _row(text, "final snapshot")[0].startswith("0.65 [")
+    diff = next(x for x in text.splitlines() if x.startswith("| mtrl − sb3: mean over snapshots |"))
+    # mtrl 0.533 − sb3 0.7 = −0.17; mtrl 0.6 − sb3 0.2 = +0.40
+    assert "+0.12 {" in diff and "(-0.17, +0.40)" in diff

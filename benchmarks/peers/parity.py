@@ -33,6 +33,9 @@ Each ``run`` appends its command, commit, ``pip freeze`` and the runs it started
 ``goals`` (a diagnostic, docs/parity.md): each finished run's final policy (mtrl: its last checkpoint; SB3: the
 ``sb3_final.zip`` its worker saves) on the training goals and on unseen goals (``env.eval_goals=unseen``: the
 evaluation seed's own goals), ``--episodes`` deterministic episodes each, into ``goals.jsonl`` and ``goals.md``.
+``snapshots`` (a diagnostic): every policy a finished run saved along the way (each 10k steps: mtrl's checkpoints,
+SB3's ``sb3_<step>.zip``) on the training goals, into ``snapshots.jsonl`` and ``snapshots.md``: whether a learner's
+policy changes from one snapshot to the next more than the evaluation's own noise, and its mean over snapshots.
 
 This script is a benchmark, not part of the package: SB3 is never a dependency of mtrl.
 """
@@ -258,26 +261,21 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 # ============================================================================ goals (a diagnostic)
-def _final_policy(impl: str, run: Path):
-    """``(policy, closer)``: the deterministic final policy of a finished run, or ``None`` when it kept none."""
+def _policy(impl: str, path: Path):
+    """The deterministic policy saved at ``path``: an SB3 ``.zip`` or an mtrl checkpoint."""
     import torch
 
     if impl == "sb3":
-        if not (run / "sb3_final.zip").is_file():
-            return None
         from stable_baselines3 import SAC
 
-        model = SAC.load(run / "sb3_final.zip", device="cpu")
+        model = SAC.load(path, device="cpu")
         return lambda obs: model.predict(obs, deterministic=True)[0]
     from omegaconf import OmegaConf
 
-    from mtrl.checkpoint import latest_checkpoint, load_checkpoint
+    from mtrl.checkpoint import load_checkpoint
     from mtrl.train import build_agent
 
-    ckpt = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
-    if ckpt is None:
-        return None
-    state = load_checkpoint(ckpt)
+    state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
     agent = build_agent(cfg, int(state["fingerprint"]["obs_dim"]), int(state["fingerprint"]["act_dim"]), 1,
                         torch.device("cpu"))  # fmt: skip
@@ -285,31 +283,48 @@ def _final_policy(impl: str, run: Path):
     return lambda obs: agent.act(obs, deterministic=True)
 
 
-def goals_one(impl: str, task: str, seed: int, run: Path, episodes: int) -> dict[str, Any] | None:
-    """Success of a run's final policy on the training goals and on unseen goals (same evaluator, same seeds)."""
+def _final_policy(impl: str, run: Path):
+    """The deterministic final policy of a finished run, or ``None`` when it kept none."""
+    from mtrl.checkpoint import latest_checkpoint
+
+    if impl == "sb3":
+        return _policy(impl, run / "sb3_final.zip") if (run / "sb3_final.zip").is_file() else None
+    ckpt = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
+    return None if ckpt is None else _policy(impl, ckpt)
+
+
+def _success(policy, task: str, seed: int, goal_sets: tuple[str, ...], episodes: int) -> dict[str, float]:
+    """Success rate of ``policy`` over ``episodes`` deterministic episodes on each goal set of run ``seed``, with
+    the evaluation envs and seeds ``mtrl.train`` uses (the same episodes for every policy evaluated)."""
     import torch
 
     from mtrl import train as mtrl_train
     from mtrl.envs import evaluate, make_envs
 
     torch.set_num_threads(1)
-    policy = _final_policy(impl, run)
-    if policy is None:
-        return None
-    rec: dict[str, Any] = {"impl": impl, "task": task, "seed": seed, "episodes": episodes}
     env_cfg = _env_cfg(task)
     train_envs = make_envs(env_cfg, seed)  # the run's training goals (unseen goals are the evaluation seed's own)
+    out = {}
     try:
-        for goals in ("train", "unseen"):
+        for goals in goal_sets:
             env_cfg.eval_goals = goals
             eval_envs, eval_seed = mtrl_train.make_eval_envs(env_cfg, seed, train_envs)
             try:
-                rec[goals] = float(evaluate(policy, eval_envs, [task], episodes, eval_seed).success_rate)
+                out[goals] = float(evaluate(policy, eval_envs, [task], episodes, eval_seed).success_rate)
             finally:
                 eval_envs.close()
     finally:
         train_envs.close()
-    return rec
+    return out
+
+
+def goals_one(impl: str, task: str, seed: int, run: Path, episodes: int) -> dict[str, Any] | None:
+    """Success of a run's final policy on the training goals and on unseen goals (same evaluator, same seeds)."""
+    policy = _final_policy(impl, run)
+    if policy is None:
+        return None
+    return {"impl": impl, "task": task, "seed": seed, "episodes": episodes,
+            **_success(policy, task, seed, ("train", "unseen"), episodes)}  # fmt: skip
 
 
 def _goal_key(rec: dict[str, Any]) -> tuple:
@@ -368,6 +383,102 @@ def cmd_goals(args: argparse.Namespace) -> int:
         lines += ["", f"Finished without a final policy (not evaluated): {', '.join(missing)}."]
     (root / "goals.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    return 0
+
+
+# ============================================================================ snapshots (a diagnostic)
+def _snapshots(impl: str, run: Path) -> list[tuple[int, Path]]:
+    """``(step, file)`` of every policy a run saved along the way (mtrl: its checkpoints; SB3: ``sb3_<step>.zip``)."""
+    pattern = "sb3_*.zip" if impl == "sb3" else "ckpt_*.pt"
+    files = sorted((run / "checkpoints").glob(pattern)) if (run / "checkpoints").is_dir() else []
+    return [(int(f.stem.split("_")[1]), f) for f in files]
+
+
+def snapshot_stats(values: np.ndarray, episodes: int) -> tuple[float, float]:
+    """Of one seed's snapshot success rates: the SD between them (ddof 1) and the SD that ``episodes``-episode
+    estimates of a fixed policy would show, ``sqrt(mean p(1 − p) / episodes)`` (binomial). The first well above
+    the second: the policy itself changes from one snapshot to the next."""
+    between = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    return between, float(np.sqrt(np.mean(values * (1 - values)) / episodes))
+
+
+def snapshots_report(records: list[dict[str, Any]], paired_with: list[tuple[str, str]]) -> str:
+    """Markdown: per task, the success of every snapshot (mean over seeds, each seed), each seed's mean over its
+    snapshots and the spread between them, the final snapshot; and the seed-by-seed differences asked for."""
+    lines = []
+    for task in sorted({r["task"] for r in records}):
+        rs = [r for r in records if r["task"] == task]
+        impls = sorted({r["impl"] for r in rs}, key=lambda x: (x != "sb3", x))
+        data = {i: {} for i in impls}  # impl -> seed -> step -> success
+        for r in rs:
+            data[r["impl"]].setdefault(r["seed"], {})[r["step"]] = r["success"]
+        eps = sorted({r["episodes"] for r in rs})
+        lines += [f"### {task} ({', '.join(map(str, eps))} episodes per snapshot)", "",
+                  "| step | " + " | ".join(impls) + " |", "|---" * (len(impls) + 1) + "|"]  # fmt: skip
+        for st in sorted({r["step"] for r in rs}):
+            row = [str(st)]
+            for i in impls:
+                v = [data[i][sd][st] for sd in sorted(data[i]) if st in data[i][sd]]
+                row.append(f"{np.mean(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})" if v else "—")
+            lines.append("| " + " | ".join(row) + " |")
+        row_mean, row_sd, row_last = ["mean over snapshots"], ["SD between snapshots (binomial)"], ["final snapshot"]
+        for i in impls:
+            seeds = sorted(data[i])
+            means = np.array([np.mean(list(data[i][sd].values())) for sd in seeds])
+            stats = [snapshot_stats(np.array(list(data[i][sd].values())), eps[-1]) for sd in seeds]
+            finals = np.array([data[i][sd][max(data[i][sd])] for sd in seeds])
+            row_mean.append(_cell(means))
+            row_sd.append(f"{np.nanmean([b for b, _ in stats]):.2f} ({np.mean([e for _, e in stats]):.2f}) "
+                          f"({', '.join(f'{b:.2f}' for b, _ in stats)})")  # fmt: skip
+            row_last.append(_cell(finals))
+        lines += ["| " + " | ".join(r) + " |" for r in (row_mean, row_sd, row_last)]
+        for a, b in paired_with:
+            if a not in data or b not in data:
+                continue
+            seeds = sorted(set(data[a]) & set(data[b]))
+            for label, f in (("mean over snapshots", lambda d: np.mean(list(d.values()))),
+                             ("final snapshot", lambda d: d[max(d)])):  # fmt: skip
+                dv = np.array([f(data[a][sd]) - f(data[b][sd]) for sd in seeds])
+                lo, hi = t_ci(dv)
+                t = "—" if np.isnan(lo) else f"{lo:+.2f}, {hi:+.2f}"
+                lines.append(f"| {a} − {b}: {label} | {dv.mean():+.2f} {{{t}}} ({', '.join(f'{x:+.2f}' for x in dv)})"
+                             + " |" * len(impls))  # fmt: skip
+        lines.append("")
+    lines.append("Cells: mean over seeds (each seed's value, in seed order); for the means: [95% percentile-bootstrap] "
+                 "{95% Student-t}. SD between snapshots: mean over seeds of each seed's SD between its snapshots "
+                 "(in brackets the SD that estimates of one fixed policy from this many episodes would show).")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    """Evaluate every policy the finished runs saved along the way (from ``--from`` steps on) on the training goals;
+    ``snapshots.jsonl`` grows one line per policy as it is measured, and a later call measures only the new ones."""
+    root = Path(args.out)
+    path = root / "snapshots.jsonl"
+    kept = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    done = {(r["impl"], r["task"], r["seed"], r["step"], r["episodes"]): r for r in kept}
+    runs = sorted((impl.name, task.name, int(run.name.split("_")[1]), run)
+                  for impl in root.iterdir() if impl.is_dir()
+                  for task in impl.iterdir() if task.is_dir()
+                  for run in task.glob("seed_*") if _finished(run, args.steps))  # fmt: skip
+    todo = [(i, t, sd, st, f) for i, t, sd, run in runs for st, f in _snapshots(i, run)
+            if st >= args.start and (i, t, sd, st, args.episodes) not in done]  # fmt: skip
+    print(f"{len(todo)} snapshots to evaluate ({len(done)} already in snapshots.jsonl)", flush=True)
+    with open(path, "a") as fh:
+        for n, (impl, task, seed, step, f) in enumerate(todo, 1):
+            rec = {"impl": impl, "task": task, "seed": seed, "step": step, "episodes": args.episodes,
+                   "success": _success(_policy(impl, f), task, seed, ("train",), args.episodes)["train"]}  # fmt: skip
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            done[(impl, task, seed, step, args.episodes)] = rec
+            print(f"[{n}/{len(todo)}] {impl} {task} seed {seed} step {step}: success {rec['success']:.2f}", flush=True)
+    records = [r for r in done.values() if r["episodes"] == args.episodes and r["step"] >= args.start]
+    if not records:
+        print(f"parity.py: no finished run with saved policies under {root}", file=sys.stderr)
+        return 1
+    text = snapshots_report(records, [tuple(p) for p in (args.paired or [])])
+    (root / "snapshots.md").write_text(text)
+    print(text)
     return 0
 
 
@@ -577,6 +688,13 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--steps", type=int, default=30_000, help="the runs' length (only finished runs are evaluated)")
     g.add_argument("--episodes", type=int, default=50)
     g.add_argument("--redo", action="store_true", help="evaluate again the runs already in goals.jsonl")
+    n = sub.add_parser("snapshots", help="every policy saved along the way, on the training goals (snapshots.md)")
+    n.add_argument("--out", default="benchmarks/results/peers/parity")
+    n.add_argument("--steps", type=int, default=30_000, help="the runs' length (only finished runs are evaluated)")
+    n.add_argument("--episodes", type=int, default=50)
+    n.add_argument("--from", dest="start", type=int, default=0, help="only the snapshots from this step on")
+    n.add_argument("--paired", nargs=2, action="append", metavar=("A", "B"),
+                   help="add the seed-by-seed differences A − B (mean over snapshots, final snapshot)")
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("--task", required=True)
     w.add_argument("--seed", type=int, required=True)
@@ -590,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_summary(args)
     if args.cmd == "goals":
         return cmd_goals(args)
+    if args.cmd == "snapshots":
+        return cmd_snapshots(args)
     run_sb3(args.task, args.seed, args.steps, Path(args.out))
     return 0
 
