@@ -150,8 +150,8 @@ def test_an_unfinished_mtrl_run_resumes_from_its_checkpoint_and_sb3s_restarts(tm
 def test_snapshots_evaluates_each_saved_policy_once_and_reports_the_hand_computed_spread(tmp_path, monkeypatch):
     """``snapshots`` finds every policy a finished run saved (mtrl's ``ckpt_*.pt``, SB3's ``sb3_*.zip``) from
     ``--from`` on, evaluates each once (a second call measures nothing again), and its report rows equal the values
-    computed by hand: per-seed mean over snapshots, SD between snapshots beside the binomial SD, final snapshot,
-    and the paired differences."""
+    computed by hand: per-seed mean over snapshots, SD between consecutive snapshots beside the binomial SD, final
+    snapshot, and the paired differences."""
     import numpy as np
 
     success = {("mtrl", 1): [0.2, 1.0, 0.4], ("mtrl", 2): [0.6, 0.6, 0.6], ("sb3", 1): [0.5, 0.7, 0.9],
@@ -183,7 +183,7 @@ def test_snapshots_evaluates_each_saved_policy_once_and_reports_the_hand_compute
     assert _row(text, "20000") == ["0.45 (0.70, 0.20)", "0.80 (1.00, 0.60)"]  # sb3 first, then mtrl
     assert _row(text, "mean over snapshots")[1].startswith("0.57 [") and "(0.53, 0.60)" in _row(
         text, "mean over snapshots")[1]  # fmt: skip
-    sd_m1 = np.std([0.2, 1.0, 0.4], ddof=1)  # mtrl seed 2's is 0
+    sd_m1 = np.sqrt((0.8**2 + 0.6**2) / 2 / 2)  # successive differences +0.8, −0.6; mtrl seed 2's is 0
     binom = np.mean([np.sqrt(np.mean(np.array(v) * (1 - np.array(v))) / 10) for k, v in success.items()
                      if k[0] == "mtrl"])  # fmt: skip
     assert _row(text, "SD between snapshots (binomial)")[1] == f"{sd_m1 / 2:.2f} ({binom:.2f}) ({sd_m1:.2f}, 0.00)"

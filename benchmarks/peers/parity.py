@@ -395,10 +395,12 @@ def _snapshots(impl: str, run: Path) -> list[tuple[int, Path]]:
 
 
 def snapshot_stats(values: np.ndarray, episodes: int) -> tuple[float, float]:
-    """Of one seed's snapshot success rates: the SD between them (ddof 1) and the SD that ``episodes``-episode
-    estimates of a fixed policy would show, ``sqrt(mean p(1 − p) / episodes)`` (binomial). The first well above
-    the second: the policy itself changes from one snapshot to the next."""
-    between = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    """Of one seed's snapshot success rates (in step order): the SD between consecutive snapshots,
+    ``sqrt(mean (x[i+1] − x[i])² / 2)`` (von Neumann's successive-difference estimate: a steady learning trend adds
+    little to it, unlike the plain SD), and the SD that ``episodes``-episode estimates of one fixed policy would
+    show, ``sqrt(mean p(1 − p) / episodes)`` (binomial). The first well above the second: the policy itself
+    changes from one snapshot to the next."""
+    between = float(np.sqrt(np.mean(np.diff(values) ** 2) / 2)) if len(values) > 1 else float("nan")
     return between, float(np.sqrt(np.mean(values * (1 - values)) / episodes))
 
 
@@ -425,7 +427,7 @@ def snapshots_report(records: list[dict[str, Any]], paired_with: list[tuple[str,
         for i in impls:
             seeds = sorted(data[i])
             means = np.array([np.mean(list(data[i][sd].values())) for sd in seeds])
-            stats = [snapshot_stats(np.array(list(data[i][sd].values())), eps[-1]) for sd in seeds]
+            stats = [snapshot_stats(np.array([data[i][sd][st] for st in sorted(data[i][sd])]), eps[-1]) for sd in seeds]
             finals = np.array([data[i][sd][max(data[i][sd])] for sd in seeds])
             row_mean.append(_cell(means))
             row_sd.append(f"{np.nanmean([b for b, _ in stats]):.2f} ({np.mean([e for _, e in stats]):.2f}) "
@@ -445,8 +447,9 @@ def snapshots_report(records: list[dict[str, Any]], paired_with: list[tuple[str,
                              + " |" * len(impls))  # fmt: skip
         lines.append("")
     lines.append("Cells: mean over seeds (each seed's value, in seed order); for the means: [95% percentile-bootstrap] "
-                 "{95% Student-t}. SD between snapshots: mean over seeds of each seed's SD between its snapshots "
-                 "(in brackets the SD that estimates of one fixed policy from this many episodes would show).")
+                 "{95% Student-t}. SD between snapshots: mean over seeds of each seed's SD between consecutive "
+                 "snapshots, sqrt(mean (x[i+1] − x[i])² / 2); in brackets the SD that estimates of one fixed policy "
+                 "from this many episodes would show.")
     return "\n".join(lines) + "\n"
 
 
