@@ -191,3 +191,12 @@ def test_snapshots_evaluates_each_saved_policy_once_and_reports_the_hand_compute
     diff = next(x for x in text.splitlines() if x.startswith("| mtrl − sb3: mean over snapshots |"))
     # mtrl 0.533 − sb3 0.7 = −0.17; mtrl 0.6 − sb3 0.2 = +0.40
     assert "+0.12 {" in diff and "(-0.17, +0.40)" in diff
+
+
+def test_sb3_labels_are_sb3s_worker_and_take_no_overrides():
+    assert parity._parse_impl("sb3-rerun") == ("sb3-rerun", [])
+    assert parity._is_sb3("sb3-rerun") and not parity._is_sb3("mtrl-sb3")
+    with pytest.raises(SystemExit, match="takes no overrides"):
+        parity._parse_impl("sb3-x:agent.lr=1")
+    with pytest.raises(SystemExit, match="unknown implementation 'ppo'"):
+        parity._parse_impl("ppo")

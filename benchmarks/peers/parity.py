@@ -26,7 +26,8 @@ only (docs/parity.md says why). ``mtrl`` is mtrl's SAC with the reference's two 
 
 mtrl variants: ``--impls sb3 mtrl "mtrl-clamp:agent.log_std=clamp" "mtrl-logalpha:agent.alpha_loss=log_alpha"``
 adds runs labelled ``mtrl-clamp`` and ``mtrl-logalpha`` with the Hydra overrides after the colon (``;``-separated),
-which replace the pinned settings they name: SB3's squashing, and SB3's temperature loss.
+which replace the pinned settings they name: SB3's squashing, and SB3's temperature loss. ``sb3-<name>`` is another
+set of SB3 runs (same worker and settings, no overrides), e.g. ``sb3-rerun``: the same seeds again, with snapshots.
 ``"mtrl-clamp-logalpha:agent.log_std=clamp;agent.alpha_loss=log_alpha"`` is both, mtrl's default since 5 Dec 2026.
 Each ``run`` appends its command, commit, ``pip freeze`` and the runs it started to ``<out>/provenance.jsonl``.
 
@@ -170,10 +171,19 @@ def mtrl_command(task: str, seed: int, steps: int, out: Path, overrides: list[st
 
 
 # ============================================================================ orchestration
+def _is_sb3(impl: str) -> bool:
+    """``sb3`` and ``sb3-<name>`` (another set of SB3 runs at the same settings, e.g. a rerun that keeps its
+    snapshots) are SB3's worker; every other label is mtrl."""
+    return impl == "sb3" or impl.startswith("sb3-")
+
+
 def _parse_impl(spec: str) -> tuple[str, list[str]]:
     label, _, rest = spec.partition(":")
-    if label != "sb3" and not label.startswith("mtrl"):
-        raise SystemExit(f"parity.py: unknown implementation {label!r} (sb3, mtrl, or mtrl-<name>:<overrides>)")
+    if not _is_sb3(label) and not label.startswith("mtrl"):
+        raise SystemExit(f"parity.py: unknown implementation {label!r} (sb3, sb3-<name>, mtrl, or "
+                         "mtrl-<name>:<overrides>)")  # fmt: skip
+    if _is_sb3(label) and rest:
+        raise SystemExit(f"parity.py: {label!r} takes no overrides (SB3's settings are the SETTINGS table)")
     return label, [o for o in rest.split(";") if o]
 
 
@@ -190,7 +200,7 @@ def _resumable(impl: str, out: Path) -> bool:
     keeps its evaluations up to the checkpoint and drops the later ones). SB3's worker keeps no checkpoint."""
     from mtrl.checkpoint import latest_checkpoint
 
-    return impl != "sb3" and (out / "checkpoints").is_dir() and latest_checkpoint(out / "checkpoints") is not None
+    return not _is_sb3(impl) and (out / "checkpoints").is_dir() and latest_checkpoint(out / "checkpoints") is not None
 
 
 def _one(impl: str, overrides: list[str], task: str, seed: int, steps: int, root: Path) -> tuple[str, float, int]:
@@ -202,7 +212,7 @@ def _one(impl: str, overrides: list[str], task: str, seed: int, steps: int, root
     if not resume and out.joinpath("eval.jsonl").exists():
         out.joinpath("eval.jsonl").unlink()  # an unfinished SB3 run (or mtrl's before its first checkpoint) restarts
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    if impl == "sb3":
+    if _is_sb3(impl):
         cmd = [sys.executable, __file__, "worker", "--task", task, "--seed", str(seed), "--steps", str(steps),
                "--out", str(out)]  # fmt: skip
     else:
@@ -265,7 +275,7 @@ def _policy(impl: str, path: Path):
     """The deterministic policy saved at ``path``: an SB3 ``.zip`` or an mtrl checkpoint."""
     import torch
 
-    if impl == "sb3":
+    if _is_sb3(impl):
         from stable_baselines3 import SAC
 
         model = SAC.load(path, device="cpu")
@@ -287,7 +297,7 @@ def _final_policy(impl: str, run: Path):
     """The deterministic final policy of a finished run, or ``None`` when it kept none."""
     from mtrl.checkpoint import latest_checkpoint
 
-    if impl == "sb3":
+    if _is_sb3(impl):
         return _policy(impl, run / "sb3_final.zip") if (run / "sb3_final.zip").is_file() else None
     ckpt = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
     return None if ckpt is None else _policy(impl, ckpt)
@@ -389,7 +399,7 @@ def cmd_goals(args: argparse.Namespace) -> int:
 # ============================================================================ snapshots (a diagnostic)
 def _snapshots(impl: str, run: Path) -> list[tuple[int, Path]]:
     """``(step, file)`` of every policy a run saved along the way (mtrl: its checkpoints; SB3: ``sb3_<step>.zip``)."""
-    pattern = "sb3_*.zip" if impl == "sb3" else "ckpt_*.pt"
+    pattern = "sb3_*.zip" if _is_sb3(impl) else "ckpt_*.pt"
     files = sorted((run / "checkpoints").glob(pattern)) if (run / "checkpoints").is_dir() else []
     return [(int(f.stem.split("_")[1]), f) for f in files]
 
@@ -410,7 +420,7 @@ def snapshots_report(records: list[dict[str, Any]], paired_with: list[tuple[str,
     lines = []
     for task in sorted({r["task"] for r in records}):
         rs = [r for r in records if r["task"] == task]
-        impls = sorted({r["impl"] for r in rs}, key=lambda x: (x != "sb3", x))
+        impls = sorted({r["impl"] for r in rs}, key=lambda x: (not _is_sb3(x), x))
         data = {i: {} for i in impls}  # impl -> seed -> step -> success
         for r in rs:
             data[r["impl"]].setdefault(r["seed"], {})[r["step"]] = r["success"]
@@ -569,7 +579,7 @@ def paired(data: dict, a: str, b: str) -> str:
 
 def table(data: dict) -> str:
     """Markdown: one block per task, rows = evaluation step, columns = implementation."""
-    impls = sorted(data, key=lambda s: (s != "sb3", s))
+    impls = sorted(data, key=lambda s: (not _is_sb3(s), s))
     tasks = sorted({t for d in data.values() for t in d})
     lines = []
     for task in tasks:
@@ -624,7 +634,7 @@ def plot(data: dict, path: Path) -> None:
     tasks = sorted({t for d in data.values() for t in d})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for impl in sorted(data, key=lambda s: (s != "sb3", s)):
+        for impl in sorted(data, key=lambda s: (not _is_sb3(s), s)):
             seeds = data[impl].get(task, {})
             steps = sorted({st for sd in seeds.values() for st in sd})
             if not steps:
