@@ -27,6 +27,8 @@ def test_summary_rows_are_the_hand_computed_means_and_first_hits():
     late = {st: (1.0 if st >= 30_000 else 0.0) for st in curve}
     data = {"sb3": {"t": {1: curve, 2: late}}, "mtrl": {"t": {1: late}}}
     text = parity.table(data)
+    short = {st: v for st, v in curve.items() if st <= 25_000}  # second half of 25k: 12.5k on, 15k .. 25k
+    assert _row(parity.table({"sb3": {"t": {1: short}}}), "second half")[0].startswith("0.63 ")
     ge10, ge20, last5, first = (_row(text, k) for k in ("mean ≥10k", "mean ≥20k", "last 5", "first ≥0.9"))
     # sb3 seed 1: mean of 0.2, 0.4, 0.9, 0.6, 1, 1 = 0.683; from 20k: 0.9, 0.6, 1, 1 = 0.875; last 5: 0.4 .. 1 = 0.78
     # sb3 seed 2: 2/6 = 0.333 from 10k, 2/4 = 0.5 from 20k, 2/5 = 0.4 over the last five
@@ -34,6 +36,8 @@ def test_summary_rows_are_the_hand_computed_means_and_first_hits():
     assert ge20[0].endswith("(0.88, 0.50)") and ge20[0].startswith("0.69 ")
     assert last5[0].endswith("(0.78, 0.40)") and last5[0].startswith("0.59 ")
     assert first[0] == "25.0k (2 of 2: 20k, 30k)" and first[1] == "30.0k (1 of 1: 30k)"
+    # the second half: from 35k / 2 = 17.5k on, 20k .. 35k: as from 20k here
+    assert _row(text, "second half")[0] == ge20[0]
     assert ge10[1].startswith("0.33 ") and "{—}" in ge10[1]  # one seed: no t-interval
     # where learning starts: 0.5 first at 5k on one seed, 0.9 first at 10k; a seed that never reaches it is named
     early = {"sb3": {"t": {1: {5_000: 0.5, 10_000: 0.9}, 2: {5_000: 0.0, 10_000: 0.6}}}}

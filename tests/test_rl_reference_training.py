@@ -361,8 +361,8 @@ def test_reference_presets_pin_the_reference_values(arch):
     a = cfg_of(f"experiment={arch}_mt10").agent
     assert (a.hidden_dim, a.num_layers, a.lr, a.alpha_lr, a.gamma, a.tau, a.init_alpha) == (
         400, 3, 3e-4, 3e-4, 0.99, 0.005, 1.0)  # fmt: skip
-    assert (a.encoders, a.encoder_tau, a.target_task_encoder, a.log_std, a.alpha_loss) == (
-        "reference", 0.05, "online", "tanh", "alpha")  # fmt: skip
+    assert (a.encoders, a.encoder_tau, a.target_task_encoder, a.log_std, a.alpha_loss, a.tanh_correction) == (
+        "reference", 0.05, "online", "tanh", "alpha", "capped")  # fmt: skip
     assert a.actor_attention == ("frozen" if arch == "care" else "train")
     check_config(cfg_of(f"experiment={arch}_mt10"))
 

@@ -538,6 +538,9 @@ _WINDOWS = {
     "mean ≥10k": lambda sd: [v for st, v in sd.items() if st >= 10_000],
     "mean ≥20k": lambda sd: [v for st, v in sd.items() if st >= 20_000],
     "last 5": lambda sd: [sd[st] for st in sorted(sd)[-5:]],
+    # where the run ended up, over many evaluations: the second half of the run (≥50k of 100k, ≥15k of 30k), less
+    # dependent than "last 5" on how the policy happened to swing in the last few snapshots
+    "second half": lambda sd: [v for st, v in sd.items() if st >= max(sd) / 2],
 }
 
 
