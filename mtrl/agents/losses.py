@@ -59,11 +59,12 @@ def policy_one(
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1.0)
     u = mean + log_std.exp() * noise
     gauss = (-0.5 * noise.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
-    action = torch.tanh(u)
     if tanh_correction == "capped":
+        action = torch.tanh(u)
         squash = torch.log(F.relu(1.0 - action.pow(2)) + _CAP).sum(-1)
-    else:
+    else:  # (tanh after the term: the order in which autograd sums u's two gradients, hence every bit, as before)
         squash = (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+        action = torch.tanh(u)
     return action, gauss - squash, torch.tanh(mean)
 
 
