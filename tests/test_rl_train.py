@@ -181,11 +181,12 @@ def test_corrupt_or_mismatched_checkpoint_is_refused_and_kept(tmp_path):
         load_checkpoint(ckpt)
 
 
-@pytest.mark.parametrize("key", ["log_std", "alpha_loss"])
+@pytest.mark.parametrize("key", ["log_std", "alpha_loss", "tanh_correction"])
 def test_a_resume_under_another_sac_setting_is_refused(tmp_path, key):
-    """The log-σ squashing and the temperature loss change every update after the checkpoint: a resume that would
-    switch them is refused (both ways), one with the run's own setting continues."""
-    other = {"log_std": {"tanh": "clamp", "clamp": "tanh"}, "alpha_loss": {"alpha": "log_alpha", "log_alpha": "alpha"}}
+    """The log-σ squashing, the temperature loss and the tanh term change every update after the checkpoint: a
+    resume that would switch them is refused (both ways), one with the run's own setting continues."""
+    other = {"log_std": {"tanh": "clamp", "clamp": "tanh"}, "alpha_loss": {"alpha": "log_alpha", "log_alpha": "alpha"},
+             "tanh_correction": {"exact": "capped", "capped": "exact"}}  # fmt: skip
     default = getattr(SACConfig, key)
     value = other[key][default]
     override = f"agent.{key}={value}"  # not the default
