@@ -43,7 +43,7 @@ def policy_one(
     (Stable-Baselines3 ``sac/policies.py``, ``Actor.get_action_dist_params``): ``clip(o, −20, 2)``, σ ≈ 1 at first.
 
     ``noise`` (``[B, A]``, standard normal) is drawn outside so the function is pure (reparameterisation trick);
-    ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh²u)`` (SAC, Haarnoja et al. 2018, appendix C, eq. 21).
+    ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh²u)`` (SAC, Haarnoja et al. 2018, appendix C).
     ``tanh_correction`` (``agent.tanh_correction``) says how the last term is computed: ``exact`` (default) with the
     stable form ``log(1 − tanh²u) = 2(log 2 − u − softplus(−2u))``, which goes to −∞ as an action saturates;
     ``capped`` as facebookresearch/mtrl (``actor.py`` ``_squash``: ``log(relu(1 − a²) + 1e-6)``, ``a = tanh u``)

@@ -194,7 +194,8 @@ class SACConfig:
     task_id_dims: int = -1  # size of the one-hot task id at the end of the observation (-1: K; 0: none)
     diagnostics_every: int = 10  # aggregator diagnostics and the update's metrics every n updates (1: every one)
     compile: bool = False  # torch.compile the task-batched loss functions (per_task_grads=batched)
-    # the two settings that change learning (docs/parity.md): SB3's by default, the reference's in its presets
+    # the settings that change learning (docs/parity.md): log_std and alpha_loss SB3's by default, the reference's in
+    # its presets; tanh_correction mtrl's exact term by default, the references' capped one in those presets
     log_std: str = "clamp"  # clamp (Stable-Baselines3) | tanh (facebookresearch/mtrl): losses.policy_one
     alpha_loss: str = "log_alpha"  # log_alpha: −log α(log π + H̄) (SB3) | alpha: −α(log π + H̄) (fb/mtrl, cleanrl)
     tanh_correction: str = "exact"  # exact | capped: log(1 − tanh²u + 1e-6) (fb/mtrl and SB3): losses.policy_one
