@@ -261,7 +261,7 @@ def test_tanh_correction_capped_is_the_references_and_sb3s_and_exact_is_unbounde
     """log π of one action dimension at mean μ, σ = 1, noise 0 (u = μ), by hand: Gaussian term −½ log 2π; tanh term
     fb/mtrl ``log(relu(1 − a²) + 1e-6)`` and SB3 ``log(1 − a² + 1e-6)`` for ``capped`` (in float32, ``a = tanh u``
     rounds to 1 from u ≈ 9, so the term stops at log 1e-6), the exact ``log(1 − tanh²u)`` for ``exact``. The
-    gradient of log π in μ: ``−2 tanh u`` → ∓2 for exact, → 0 for capped as the action saturates."""
+    gradient of log π in μ: ``2 tanh u`` → ±2 for exact, → 0 for capped as the action saturates."""
     def policy(mu: float, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
         mean = torch.tensor([[mu]], requires_grad=True)
         net = lambda sh, tk, x: torch.cat([mean.expand(x.shape[0], 1), torch.zeros(x.shape[0], 1)], -1)  # noqa: E731

@@ -187,12 +187,22 @@ def _parse_impl(spec: str) -> tuple[str, list[str]]:
     return label, [o for o in rest.split(";") if o]
 
 
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (none when it does not exist)."""
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
 def _finished(out: Path, steps: int) -> bool:
-    path = out / "eval.jsonl"
-    if not path.exists():
-        return False
-    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    lines = _jsonl(out / "eval.jsonl")
     return bool(lines) and lines[-1]["step"] >= steps
+
+
+def _finished_runs(root: Path, steps: int) -> list[tuple[str, str, int, Path]]:
+    """``(impl, task, seed, run directory)`` of every run under ``root`` that reached ``steps``, sorted."""
+    return sorted((impl.name, task.name, int(run.name.split("_")[1]), run)
+                  for impl in root.iterdir() if impl.is_dir()
+                  for task in impl.iterdir() if task.is_dir()
+                  for run in task.glob("seed_*") if _finished(run, steps))  # fmt: skip
 
 
 def _resumable(impl: str, out: Path) -> bool:
@@ -346,12 +356,9 @@ def cmd_goals(args: argparse.Namespace) -> int:
     measured, so an interrupted evaluation keeps what it measured and a later call (more seeds finished) evaluates
     only the runs not yet in it, unless ``--redo``."""
     root = Path(args.out)
-    finished = sorted((impl.name, task.name, int(run.name.split("_")[1]), run)
-                      for impl in root.iterdir() if impl.is_dir()
-                      for task in impl.iterdir() if task.is_dir()
-                      for run in task.glob("seed_*") if _finished(run, args.steps))  # fmt: skip
+    finished = _finished_runs(root, args.steps)
     path = root / "goals.jsonl"
-    kept = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    kept = _jsonl(path)
     if args.redo:  # only this length and episode count: the file's other measurements stay
         kept = [r for r in kept if (r.get("steps"), r["episodes"]) != (args.steps, args.episodes)]
     tmp = path.with_suffix(".jsonl.tmp")
@@ -468,13 +475,8 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
     ``snapshots.jsonl`` grows one line per policy as it is measured, and a later call measures only the new ones."""
     root = Path(args.out)
     path = root / "snapshots.jsonl"
-    kept = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    done = {(r["impl"], r["task"], r["seed"], r["step"], r["episodes"]): r for r in kept}
-    runs = sorted((impl.name, task.name, int(run.name.split("_")[1]), run)
-                  for impl in root.iterdir() if impl.is_dir()
-                  for task in impl.iterdir() if task.is_dir()
-                  for run in task.glob("seed_*") if _finished(run, args.steps))  # fmt: skip
-    todo = [(i, t, sd, st, f) for i, t, sd, run in runs for st, f in _snapshots(i, run)
+    done = {(r["impl"], r["task"], r["seed"], r["step"], r["episodes"]): r for r in _jsonl(path)}
+    todo = [(i, t, sd, st, f) for i, t, sd, run in _finished_runs(root, args.steps) for st, f in _snapshots(i, run)
             if st >= args.start and (i, t, sd, st, args.episodes) not in done]  # fmt: skip
     print(f"{len(todo)} snapshots to evaluate ({len(done)} already in snapshots.jsonl)", flush=True)
     with open(path, "a") as fh:
@@ -501,7 +503,7 @@ def load(root: Path) -> dict[str, dict[str, dict[int, dict[int, float]]]]:
     data: dict = {}
     for path in sorted(root.glob("*/*/seed_*/eval.jsonl")):
         impl, task, seed = path.parts[-4], path.parts[-3], int(path.parts[-2].split("_")[1])
-        recs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        recs = _jsonl(path)
         data.setdefault(impl, {}).setdefault(task, {})[seed] = {int(r["step"]): float(r["success_rate"]) for r in recs}
     return data
 
