@@ -204,3 +204,10 @@ def test_sb3_labels_are_sb3s_worker_and_take_no_overrides():
         parity._parse_impl("sb3-x:agent.lr=1")
     with pytest.raises(SystemExit, match="unknown implementation 'ppo'"):
         parity._parse_impl("ppo")
+
+
+@pytest.mark.parametrize("cmd", ["goals", "snapshots"])
+def test_a_missing_results_directory_is_one_line(tmp_path, cmd):
+    with pytest.raises(SystemExit, match="no results directory"):
+        parity.main([cmd, "--out", str(tmp_path / "absent"), "--steps", "100"])
+    assert not (tmp_path / "absent").exists()

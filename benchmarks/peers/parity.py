@@ -199,6 +199,8 @@ def _finished(out: Path, steps: int) -> bool:
 
 def _finished_runs(root: Path, steps: int) -> list[tuple[str, str, int, Path]]:
     """``(impl, task, seed, run directory)`` of every run under ``root`` that reached ``steps``, sorted."""
+    if not root.is_dir():
+        raise SystemExit(f"parity.py: no results directory {root} (run `parity.py run --out {root}` first)")
     return sorted((impl.name, task.name, int(run.name.split("_")[1]), run)
                   for impl in root.iterdir() if impl.is_dir()
                   for task in impl.iterdir() if task.is_dir()
